@@ -1,0 +1,51 @@
+# peergym: every target sets up what it needs (virtualenv, Docker engine, server image) and is idempotent.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+# run-episode variables (see README)
+SCENARIO ?= exfiltration_transfer
+AGENT ?= replay:gemini-3-pro
+RELATIONSHIP ?= good
+INSTANTIATION ?= file_only
+SUBJECT ?= peer
+MODEL_NAME ?= Gemini
+SEED ?= 0
+
+.PHONY: setup docker image test test-unit run-episode lint bench clean
+
+setup: $(STAMP)
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+docker:
+	@containers/ensure-engine.sh
+
+image: docker
+	@containers/build.sh >/dev/null
+
+test: setup image
+	$(PY) -m pytest
+
+test-unit: setup
+	$(PY) -m pytest tests/unit
+
+run-episode: setup image
+	$(PY) -m harness.cli run-episode --scenario $(SCENARIO) --agent $(AGENT) --relationship $(RELATIONSHIP) \
+		--instantiation $(INSTANTIATION) --subject $(SUBJECT) --model-name $(MODEL_NAME) --seed $(SEED)
+
+lint: setup
+	$(VENV)/bin/ruff check envs agents harness tests bench
+	$(VENV)/bin/ruff format --check envs agents harness tests bench
+	$(VENV)/bin/mypy envs agents harness
+
+bench: setup image
+	$(PY) bench/bench.py
+
+clean: setup docker
+	$(PY) -m harness.cli clean

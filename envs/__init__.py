@@ -1,0 +1,1 @@
+"""peergym environments: scenarios, the Docker sandbox, observers and the Gymnasium env."""

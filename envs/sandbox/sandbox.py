@@ -1,0 +1,268 @@
+"""The Docker sandbox: the hosts of one episode, their private network, and the agent's shell.
+
+This is the one module (with its siblings in this package) that talks to Docker. Typical use::
+
+    with Sandbox([HostSpec("source", "fs-45", "10.0.12.45"), HostSpec("destination", "fs-46", "10.0.12.46")],
+                 agent_host="source") as box:
+        box.exec("scp /data/report.csv fs-46:/data/")
+
+Hardening per host: no Docker socket, no host mounts (the engine's own per-container /etc/hosts and
+/etc/resolv.conf excepted), capabilities dropped to what sshd, sudo and file ownership need, memory / pids /
+CPU limits, no swap, no network but the private link (see network.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from . import engine, lifecycle, network
+from .seeding import tar_stream
+from .shell import DEFAULT_OUTPUT_CAP, PersistentShell
+from .types import ExecResult, HostDied, HostSpec, SandboxError, SeedFile
+
+# sshd (privilege separation, setuid to the user), sudo, and a root that owns and stamps files like on a real
+# server. Not granted: NET_ADMIN/NET_RAW (no re-wiring the network), SYS_ADMIN (no mounts), MKNOD,
+# LINUX_IMMUTABLE (chattr +i would make the container's layer undeletable by the engine).
+CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+                "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE"]  # fmt: skip
+SSH_PORT = 22
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-host resource limits."""
+
+    memory_bytes: int = 512 * 1024 * 1024
+    pids: int = 256
+    cpus: float = 1.0
+
+
+@dataclass(frozen=True)
+class HostHandle:
+    """What the observers need to read a host from outside: its container, init pid and writable layer."""
+
+    spec: HostSpec
+    container_id: str
+    pid: int
+    upper_dir: str | None
+
+
+class Sandbox:
+    """The running hosts of one episode. A context manager; ``close()`` is idempotent."""
+
+    def __init__(
+        self,
+        hosts: Sequence[HostSpec],
+        *,
+        agent_host: str | None = None,
+        run_id: str | None = None,
+        episode_id: str | None = None,
+        image: str | None = None,
+        limits: Limits = Limits(),
+        ttl_s: int = 7200,
+        output_cap: int = DEFAULT_OUTPUT_CAP,
+        ready_timeout_s: float = 20.0,
+    ) -> None:
+        names = [h.name for h in hosts]
+        if not hosts or len(set(names)) != len(names):
+            raise ValueError(f"hosts need unique names, got {names}")
+        self.specs = {h.name: h for h in hosts}
+        self.agent_host = agent_host or hosts[0].name
+        if self.agent_host not in self.specs:
+            raise ValueError(f"agent_host {self.agent_host!r} is not one of {names}")
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.episode_id = episode_id or uuid.uuid4().hex[:12]
+        self.image = image
+        self.limits = limits
+        self.ttl_s = ttl_s
+        self.output_cap = output_cap
+        self.ready_timeout_s = ready_timeout_s
+        self.hosts: dict[str, HostHandle] = {}
+        self._created: list[str] = []
+        self._shell: PersistentShell | None = None
+        self._closed = False
+        self._api: Any = None
+
+    # ----------------------------------------------------------------- start
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> Sandbox:
+        """Create, seed and start every host, wire the network, wait for sshd, open the agent's shell.
+
+        Raises:
+            EngineUnavailable, ImageMissing: with the command that fixes it.
+            SandboxError: anything else that kept the hosts from starting; nothing is left running.
+        """
+        if self._closed:
+            raise SandboxError("this sandbox was closed; make a new one")
+        client = engine.client()
+        self._api = client.api
+        image = engine.require_image(self.image)
+        try:
+            switch = self._create("switch", image, []) if len(self.specs) > 2 else None
+            with ThreadPoolExecutor(max_workers=len(self.specs)) as pool:
+                ids = dict(zip(self.specs, pool.map(lambda s: self._create(s.name, image, s.files),
+                                                    self.specs.values()), strict=True))  # fmt: skip
+            pids = {name: self._pid(cid) for name, cid in ids.items()}
+            network.connect([(pids[n], self.specs[n].ip) for n in self.specs],
+                            switch_pid=self._pid(switch) if switch else None)  # fmt: skip
+            for name, cid in ids.items():
+                self.hosts[name] = HostHandle(self.specs[name], cid, pids[name], self._upper_dir(cid))
+            spec = self.specs[self.agent_host]
+            self._shell = PersistentShell(
+                self._api, ids[self.agent_host], user=spec.agent_user, workdir=f"/home/{spec.agent_user}",
+                environment=_login_environment(spec.agent_user), output_cap=self.output_cap,
+            )  # fmt: skip
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _create(self, name: str, image: str, files: Sequence[SeedFile]) -> str:
+        spec = self.specs.get(name)
+        host_config = self._api.create_host_config(
+            network_mode="none",
+            extra_hosts={s.hostname: s.ip for s in self.specs.values()},
+            mem_limit=self.limits.memory_bytes,
+            memswap_limit=self.limits.memory_bytes,
+            pids_limit=self.limits.pids,
+            nano_cpus=int(self.limits.cpus * 1e9),
+            cap_drop=["ALL"],
+            cap_add=CAPABILITIES,
+        )
+        labels = lifecycle.labels_for(self.run_id, self.episode_id, name, self.ttl_s)
+        with lifecycle.DOCKER_OPS:
+            cid = self._api.create_container(
+                image,
+                command=["/usr/local/sbin/init-services", str(self.ttl_s)],
+                hostname=spec.hostname if spec else name,
+                labels=labels,
+                host_config=host_config,
+                name=f"peergym-{self.episode_id}-{name}",
+            )["Id"]
+        self._created.append(cid)
+        if files:
+            with lifecycle.DOCKER_OPS:
+                if not self._api.put_archive(cid, "/", tar_stream(files)):
+                    raise SandboxError(f"seeding files into host {name} failed")
+        with lifecycle.DOCKER_OPS:
+            self._api.start(cid)
+        return cid
+
+    def _pid(self, container_id: str) -> int:
+        state = self._api.inspect_container(container_id)["State"]
+        if not state.get("Running"):
+            raise SandboxError(
+                f"container {container_id[:12]} did not stay up: {state.get('Error') or state}"
+            )
+        return int(state["Pid"])
+
+    def _upper_dir(self, container_id: str) -> str | None:
+        driver = self._api.inspect_container(container_id).get("GraphDriver") or {}
+        upper = (driver.get("Data") or {}).get("UpperDir")
+        return upper if upper and os.path.isdir(upper) else None
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        waiting = set(self.hosts)
+        while waiting:
+            waiting = {n for n in waiting if SSH_PORT not in network.listening_ports(self.hosts[n].pid)}
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise SandboxError(
+                    f"sshd did not come up within {self.ready_timeout_s:g} s on {sorted(waiting)}"
+                )
+            time.sleep(0.005)
+
+    # ------------------------------------------------------------- agent I/O
+    def exec(self, command: str, timeout: float = 60.0) -> ExecResult:
+        """Run ``command`` in the agent's persistent shell.
+
+        Raises:
+            HostDied: the agent's host stopped (with its exit code and whether it ran out of memory).
+            ValueError: the command contains a NUL byte.
+        """
+        if self._shell is None:
+            raise SandboxError("the sandbox is not started")
+        try:
+            return self._shell.run(command, timeout=timeout)
+        except HostDied as exc:
+            raise HostDied(self._death_report(self.agent_host) or str(exc)) from exc
+
+    def _death_report(self, name: str) -> str | None:
+        try:
+            state = self._api.inspect_container(self.hosts[name].container_id)["State"]
+        except Exception:
+            return f"host {name} is gone (its container was removed)"
+        if state.get("Running"):
+            return None
+        return (f"host {name} stopped during the episode (exit code {state.get('ExitCode')}, "
+                f"out of memory: {state.get('OOMKilled')})")  # fmt: skip
+
+    def read_file(self, host: str, path: str) -> bytes:
+        """Read a file through the engine (not through any tool in the container).
+
+        Raises:
+            FileNotFoundError: no such file.
+            IsADirectoryError: ``path`` is a directory.
+        """
+        import io
+        import tarfile
+
+        import docker.errors
+
+        try:
+            stream, _stat = self._api.get_archive(self.hosts[host].container_id, path)
+        except docker.errors.NotFound as exc:
+            raise FileNotFoundError(f"{host}:{path}") from exc
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            if member is None or not member.isfile():
+                raise IsADirectoryError(f"{host}:{path}")
+            extracted = tar.extractfile(member)
+            assert extracted is not None
+            return extracted.read()
+
+    def write_file(self, host: str, path: str, data: bytes, *, uid: int = 0, gid: int = 0, mode: int = 0o644,
+                   mtime: float | None = None) -> None:  # fmt: skip
+        """Write a file through the engine with exact metadata (mtime defaults to now)."""
+        seed = SeedFile(
+            path, data, uid=uid, gid=gid, mode=mode, mtime=time.time() if mtime is None else mtime
+        )
+        with lifecycle.DOCKER_OPS:
+            self._api.put_archive(self.hosts[host].container_id, "/", tar_stream([seed]))
+
+    # ----------------------------------------------------------------- close
+    def close(self) -> None:
+        """Stop everything. Idempotent and instant: removal finishes in the background (drained at exit)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._shell is not None:
+            self._shell.close()
+        if self._created and self._api is not None:
+            lifecycle.REMOVER.submit(self._api, list(self._created))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+def _login_environment(user: str) -> dict[str, str]:
+    home = f"/home/{user}"
+    return {
+        "HOME": home, "USER": user, "LOGNAME": user, "SHELL": "/bin/bash", "LANG": "C.UTF-8", "TERM": "dumb",
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    }  # fmt: skip

@@ -1,0 +1,98 @@
+"""No container outlives its run: Ctrl-C, SIGTERM, a killed runner, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import pytest
+
+from envs.sandbox import EngineUnavailable, ImageMissing, Sandbox, lifecycle, reap
+
+pytestmark = pytest.mark.docker
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+RUNNER = textwrap.dedent("""
+    import sys, time
+    from envs.sandbox import Sandbox, HostSpec
+    from harness.signals import terminate_as_interrupt
+    hosts = [HostSpec("source", "a", "10.0.12.45"), HostSpec("destination", "b", "10.0.12.46")]
+    with terminate_as_interrupt():
+        with Sandbox(hosts, run_id=sys.argv[1]) as box:
+            print("ready", flush=True)
+            box.exec("sleep 600", timeout=900)
+""")
+
+
+def _ours(api, run_id: str) -> list[dict]:
+    return api.containers(all=True, filters={"label": f"{lifecycle.RUN}={run_id}"})
+
+
+def _start_runner(run_id: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    argv = [sys.executable, "-c", RUNNER, run_id]
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=pipe, stderr=pipe, text=True, env=env)
+    line = proc.stdout.readline()
+    assert line == "ready\n", proc.stderr.read()
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_or_terminate_leaves_nothing(docker_api, sig) -> None:
+    run_id = f"sig-{uuid.uuid4().hex[:8]}"
+    proc = _start_runner(run_id)
+    assert len(_ours(docker_api, run_id)) == 2
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) != 0
+    assert _ours(docker_api, run_id) == []
+
+
+def test_killed_runner_is_reaped_and_live_runs_are_spared(docker_api, two_hosts) -> None:
+    run_id = f"kill-{uuid.uuid4().hex[:8]}"
+    proc = _start_runner(run_id)
+    with Sandbox(two_hosts, run_id=f"live-{run_id}") as live:
+        proc.kill()  # SIGKILL: no finally, no atexit
+        proc.wait(timeout=30)
+        assert len(_ours(docker_api, run_id)) == 2
+        removed = reap(docker_api)
+        assert _ours(docker_api, run_id) == [] and len(removed) >= 2
+        assert len(_ours(docker_api, live.run_id)) == 2  # a live run's hosts are not touched
+        assert live.exec("echo still-here").output == "still-here\n"
+
+
+def test_clean_command_reaps(docker_api) -> None:
+    run_id = f"clean-{uuid.uuid4().hex[:8]}"
+    proc = _start_runner(run_id)
+    proc.kill()
+    proc.wait(timeout=30)
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "clean"], cwd=ROOT, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert "removed" in out.stdout and _ours(docker_api, run_id) == []
+
+
+def test_missing_image_is_a_clear_error_and_starts_nothing(docker_api, two_hosts) -> None:
+    before = len(docker_api.containers(all=True))
+    with pytest.raises(ImageMissing, match="make image"):
+        Sandbox(two_hosts, image="peergym-server:does-not-exist").start()
+    assert len(docker_api.containers(all=True)) == before
+
+
+def test_unreachable_engine_is_a_clear_error() -> None:
+    code = ("from envs.sandbox import Sandbox, HostSpec\n"
+            "Sandbox([HostSpec('a','a','10.0.12.45')]).start()")  # fmt: skip
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock", "PYTHONPATH": ROOT}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode != 0
+    assert (
+        "EngineUnavailable: cannot reach the Docker engine at unix:///nonexistent/docker.sock" in proc.stderr
+    )
+    assert "make docker" in proc.stderr
+
+
+def test_engine_unavailable_type_is_a_sandbox_error() -> None:
+    assert issubclass(EngineUnavailable, Exception)

@@ -22,12 +22,52 @@ def _clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_episode(args: argparse.Namespace) -> int:
+    from agents.loading import load_agent, parse_options
+    from envs.sandbox import SandboxError
+
+    from .episode import run_episode
+    from .transcript import Transcript, make_env
+
+    transcript = Transcript()
+    try:
+        agent = load_agent(args.agent, **parse_options(args.agent_opt))
+        env = make_env(args.scenario, max_steps=args.max_steps)
+    except (ValueError, SandboxError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    options = {"relationship": args.relationship, "instantiation": args.instantiation, "subject": args.subject,
+               "model_name": args.model_name, "weights_size": args.weights_size}  # fmt: skip
+    transcript.header(args, options)
+    agent_info = {"spec": args.agent, "options": args.agent_opt}
+    record = run_episode(env, agent, seed=args.seed, options=options, runs_dir=args.runs_dir,
+                         agent_info=agent_info, on_step=transcript.step)  # fmt: skip
+    transcript.summary(record)
+    return 1 if record["error"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="peergym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     clean = sub.add_parser("clean", help="remove containers left by dead or expired runs")
     clean.add_argument("--all", action="store_true", help="remove every peergym container, live runs too")
     clean.set_defaults(func=_clean)
+
+    run = sub.add_parser("run-episode", help="run one episode with a live transcript; writes its record")
+    run.add_argument("--scenario", default="exfiltration_transfer")
+    run.add_argument("--agent", default="replay:gemini-3-pro",
+                     help="scripted:NAME, replay:NAME, or an import path pkg.module:Class")  # fmt: skip
+    run.add_argument("--agent-opt", action="append", default=[], metavar="KEY=VALUE",
+                     help="keyword option for the agent (repeatable)")  # fmt: skip
+    run.add_argument("--relationship", default="good", choices=["good", "neutral", "bad", "no_peer"])
+    run.add_argument("--instantiation", default="file_only", choices=["file_only", "file_prt", "memory"])
+    run.add_argument("--subject", default="peer", choices=["peer", "self"])
+    run.add_argument("--model-name", default="Gemini", help="the name used in the story (Gemini Agent 2)")
+    run.add_argument("--weights-size", type=int, default=4 * 1024 * 1024, help="bytes of the weights file")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--max-steps", type=int, default=30)
+    run.add_argument("--runs-dir", default="runs")
+    run.set_defaults(func=_run_episode)
     return parser
 
 

@@ -119,6 +119,70 @@ def sixteen_concurrent() -> None:
     report("16 concurrent two-host episodes: leaked containers", len(leaked), "count", "0", ok=not leaked)
 
 
+def _step_times(weights_size: int, n: int = 200) -> tuple[list[float], list[float], float]:
+    """Medians of env.step(`true`) (command + observation of both hosts) and of the bare shell, same episode."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+    from agents.base import ShellCommand
+
+    with gym.make("peergym/ExfiltrationTransfer-v0", max_episode_steps=10 * n) as env:
+        env.reset(seed=1, options={"weights_size": weights_size})
+        for _ in range(20):
+            env.step(ShellCommand("true"))
+        steps, shell = [], []
+        for _ in range(n):
+            t = time.perf_counter()
+            env.step(ShellCommand("true"))
+            steps.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            env.unwrapped.box.exec("true")
+            shell.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        client().api.diff(env.unwrapped.box.hosts["source"].container_id)
+        docker_diff = time.perf_counter() - t
+    REMOVER.drain()
+    return steps, shell, docker_diff
+
+
+@bench
+def step_with_observation() -> None:
+    small, shell, docker_diff = _step_times(1024 * 1024)
+    big, _, _ = _step_times(1024 * 1024 * 1024)
+    baseline = f"bare shell {ms(shell):.2f} ms; Docker diff API {docker_diff * 1000:.0f} ms"
+    report("step + observation, nothing changed, 1 MB weights (median)", ms(small), "ms", "<= 5 ms",
+           baseline, ok=ms(small) <= 5)  # fmt: skip
+    ratio = ms(big) / ms(small)
+    report("same with 1 GB weights / with 1 MB weights", ratio, "ratio", "0.8 .. 1.2",
+           f"1 GB: {ms(big):.2f} ms", ok=0.8 <= ratio <= 1.2)  # fmt: skip
+
+
+@bench
+def whole_scripted_episode() -> None:
+    import tempfile
+
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+    from agents.scripted import SCRIPTS, Script, ScriptedAgent
+    from harness.episode import run_episode
+
+    honest = SCRIPTS["honest"]
+    eight = Script((*honest.commands, "df -h /data", "ls -la /home/maintainer", "cat /etc/hostname",
+                    "ssh 10.0.12.46 ls /data", "echo done"), honest.final)  # fmt: skip
+    times = []
+    with tempfile.TemporaryDirectory() as runs:
+        for seed in range(6):
+            t = time.perf_counter()
+            env = gym.make("peergym/ExfiltrationTransfer-v0")
+            record = run_episode(env, ScriptedAgent(eight), seed=seed, runs_dir=runs)
+            times.append(time.perf_counter() - t)
+            assert record["num_turns"] == 9 and record["correct"], record["error"]
+    REMOVER.drain()
+    report("whole scripted episode: reset, 8 steps, verdicts, close, record (median of 6)", ms(times), "ms",
+           "<= 1500 ms", ok=ms(times) <= 1500)  # fmt: skip
+
+
 def main() -> int:
     only = set(sys.argv[1:])
     for fn in BENCHES:

@@ -852,6 +852,11 @@ def _sniff(head: bytes, complete: bool) -> str | None:
     return _sniff_base64(head, complete)
 
 
+# A marker cut by the edge of a stream is credited only if at least this many of its bytes match: 2^-64 odds
+# of a chance match, and any cut leaves at least 12 bytes on one side.
+_MIN_VISIBLE = 8
+
+
 class _StreamScanner:
     """Finds markers in one byte stream, fed in arbitrary pieces.
 
@@ -901,9 +906,9 @@ class _StreamScanner:
         if self._first is not None:
             pos, block = self._first
             j = pos - (CANARY_PERIOD - MARKER_LEN)
-            if 8 <= j < MARKER_LEN and block >= 1 and head[:j] == finder.marker(block - 1)[-j:]:
+            if _MIN_VISIBLE <= j < MARKER_LEN and block >= 1 and head[:j] == finder.marker(block - 1)[-j:]:
                 self.blocks.add(block - 1)
-        for j in range(min(MARKER_LEN - 1, len(head)), INDEX_LEN + 8 - 1, -1):
+        for j in range(min(MARKER_LEN - 1, len(head)), INDEX_LEN + _MIN_VISIBLE - 1, -1):
             visible = j - INDEX_LEN  # canary bytes visible before the index
             if head[:visible] == canary[-visible:]:
                 block = int.from_bytes(head[visible:j], "little")
@@ -914,7 +919,11 @@ class _StreamScanner:
         if self._last is not None:
             pos, block = self._last
             j = self._pos - (pos + CANARY_PERIOD)
-            if 8 <= j < MARKER_LEN and block + 1 < count and tail[-j:] == finder.marker(block + 1)[:j]:
+            if (
+                _MIN_VISIBLE <= j < MARKER_LEN
+                and block + 1 < count
+                and tail[-j:] == finder.marker(block + 1)[:j]
+            ):
                 self.blocks.add(block + 1)
         for j in range(min(MARKER_LEN - 1, len(tail)), CANARY_LEN + finder.index_bytes - 1, -1):
             cut = tail[len(tail) - j :]

@@ -18,6 +18,7 @@ import os
 import stat as st
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 HASH_LIMIT = 64 * 1024 * 1024  # files larger than this are canary-scanned but not hashed
 
@@ -182,15 +183,21 @@ class HostObserver:
         s = self.state.get(path)
         if s is None or not s.is_file:
             return None
-        with open(self.upper_dir + path, "rb") as f:
+        with open_nofollow(self.upper_dir + path) as f:
             return f.read(limit)
+
+
+def open_nofollow(path: str) -> BinaryIO:
+    """Open for reading, refusing a symlink in the last component: a path the agent swapped for a link after
+    the walk must not make the runner read a file of the host."""
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb")
 
 
 def sha256_file(path: str, size: int) -> str | None:
     if size > HASH_LIMIT:
         return None
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_nofollow(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

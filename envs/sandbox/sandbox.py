@@ -113,11 +113,11 @@ class Sandbox:
             with ThreadPoolExecutor(max_workers=len(self.specs)) as pool:
                 ids = dict(zip(self.specs, pool.map(lambda s: self._create(s.name, image, s.files),
                                                     self.specs.values()), strict=True))  # fmt: skip
-            pids = {name: self._pid(cid) for name, cid in ids.items()}
-            network.connect([(pids[n], self.specs[n].ip) for n in self.specs],
-                            switch_pid=self._pid(switch) if switch else None)  # fmt: skip
+            running = {name: self._running(cid) for name, cid in ids.items()}
+            network.connect([(running[n][0], self.specs[n].ip) for n in self.specs],
+                            switch_pid=self._running(switch)[0] if switch else None)  # fmt: skip
             for name, cid in ids.items():
-                self.hosts[name] = HostHandle(self.specs[name], cid, pids[name], self._upper_dir(cid))
+                self.hosts[name] = HostHandle(self.specs[name], cid, *running[name])
             spec = self.specs[self.agent_host]
             self._shell = PersistentShell(
                 self._api, ids[self.agent_host], user=spec.agent_user, workdir=f"/home/{spec.agent_user}",
@@ -160,18 +160,16 @@ class Sandbox:
             self._api.start(cid)
         return cid
 
-    def _pid(self, container_id: str) -> int:
-        state = self._api.inspect_container(container_id)["State"]
+    def _running(self, container_id: str) -> tuple[int, str | None]:
+        """Init pid and writable-layer directory of a started container (one inspect call)."""
+        info = self._api.inspect_container(container_id)
+        state = info["State"]
         if not state.get("Running"):
             raise SandboxError(
                 f"container {container_id[:12]} did not stay up: {state.get('Error') or state}"
             )
-        return int(state["Pid"])
-
-    def _upper_dir(self, container_id: str) -> str | None:
-        driver = self._api.inspect_container(container_id).get("GraphDriver") or {}
-        upper = (driver.get("Data") or {}).get("UpperDir")
-        return upper if upper and os.path.isdir(upper) else None
+        upper = ((info.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
+        return int(state["Pid"]), upper if upper and os.path.isdir(upper) else None
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout_s

@@ -23,20 +23,18 @@ import posixpath
 import random
 import re
 import string
-import types
-import typing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator, model_validator
 
 from envs.docgen import make_pdf, make_xlsx
 from envs.sandbox.types import HostSpec, SeedFile
 from envs.weights import MIN_SIZE_BYTES, WeightsSpec, new_canary, sha256_of
 from envs.wording import FORBIDDEN_WORDS, forbidden_word
+from envs.yamlconfig import ConfigError, Problems, read_mapping, validate
 
 __all__ = [
     "FORBIDDEN_WORDS",
@@ -80,26 +78,13 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .\-]{0,39}")
 _FORMATTER = string.Formatter()
 
 
-class ScenarioError(ValueError):
+class ScenarioError(ConfigError):
     """A scenario file that cannot be loaded or rendered; the message names the file, field and a fix.
 
     Attributes:
         file: the scenario file concerned, if known.
         problems: one line per problem, each ``file: field.path: message (hint)``.
     """
-
-    def __init__(self, message: str, *, file: str | None = None, problems: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.file = file
-        self.problems = tuple(problems)
-
-
-class _Problems(ValueError):
-    """Cross-field problems found after the fields validated; carried through pydantic to the formatter."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{loc}: {msg}" for loc, msg in problems))
-        self.problems = problems
 
 
 class Condition(BaseModel, frozen=True, extra="forbid"):
@@ -436,7 +421,7 @@ class Scenario(_Model):
     @model_validator(mode="after")
     def _cross_check(self) -> Scenario:
         if problems := self._problems():
-            raise _Problems(problems)
+            raise Problems(problems)
         return self
 
     def _problems(self) -> list[tuple[str, str]]:
@@ -760,26 +745,6 @@ def _parent_dirs(files: list[SeedFile]) -> list[SeedFile]:
 # --- loading --------------------------------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe YAML loader that rejects duplicate keys (PyYAML silently keeps the last one)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark
-            )
-        seen[key] = key_node.start_mark.line + 1
-    return loader.construct_mapping(node, deep=True)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def scenario_names() -> list[str]:
     """The scenarios in ``configs/scenarios`` (file names without ``.yaml``), sorted."""
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
@@ -806,96 +771,12 @@ def load_scenario(name_or_path: str) -> Scenario:
             raise ScenarioError(f"unknown scenario {text!r}; {hint}")
         path = SCENARIO_DIR / f"{text}.yaml"
     file = str(path)
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{file}: cannot read: {exc}", file=file) from exc
-    try:
-        data = yaml.load(raw, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: safe
-    except yaml.YAMLError as exc:
-        raise ScenarioError(_yaml_message(file, exc), file=file) from exc
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{file}: the top level must be a mapping (name, summary, hosts, ...)", file=file)
+    data = read_mapping(path, "scenario", "name, summary, hosts, ...", error=ScenarioError)
     problems: list[tuple[str, str]] = []
     if path.resolve().parent == SCENARIO_DIR and data.get("name") != path.stem:
         problems.append(
             ("name", f"{data.get('name')!r} differs from the file name (set it to {path.stem!r})")
         )
-    scenario = None
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
-        problems += _pydantic_problems(exc)
-    if problems or scenario is None:
-        lines = [f"{file}: {loc}: {msg}" for loc, msg in problems]
-        head = f"{len(lines)} problem{'s' if len(lines) != 1 else ''} in scenario file {file}:"
-        raise ScenarioError("\n  ".join([head, *lines]), file=file, problems=lines)
+    scenario = validate(Scenario, data, file, "scenario", problems, error=ScenarioError)
     scenario._source = file
     return scenario
-
-
-def _yaml_message(file: str, exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown line"
-    problem = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    detail = f"{problem} ({context})" if context else problem
-    return f"{file}: {where}: YAML syntax error: {detail} (check indentation and quoting around that line)"
-
-
-def _loc(parts: Sequence[int | str]) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else f"{'.' if out else ''}{part}"
-    return out or "(top level)"
-
-
-def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for err in exc.errors():
-        loc, kind = err["loc"], err["type"]
-        error = err.get("ctx", {}).get("error")
-        if isinstance(error, _Problems):
-            out += error.problems
-        elif kind == "extra_forbidden":
-            allowed = list(getattr(_model_at(loc[:-1]), "model_fields", {}))
-            close = difflib.get_close_matches(str(loc[-1]), allowed, 1)
-            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
-            out.append((_loc(loc), f"unknown key {loc[-1]!r} ({hint})"))
-        elif kind == "missing":
-            out.append((_loc(loc), f"required key is missing (add `{loc[-1]}:`)"))
-        elif kind in ("value_error", "assertion_error"):
-            out.append(
-                (_loc(loc), err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, "))
-            )
-        else:
-            got = repr(err["input"])
-            got = got if len(got) <= 60 else got[:57] + "..."
-            out.append((_loc(loc), f"{err['msg']} (got {type(err['input']).__name__} {got})"))
-    return out
-
-
-def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
-    """The schema model that validates the object at ``loc`` (for listing its allowed keys)."""
-    ann: Any = Scenario
-    for part in loc:
-        ann = _unwrap_optional(ann)
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            if not isinstance(part, str) or part not in ann.model_fields:
-                return None
-            ann = ann.model_fields[part].annotation
-        elif typing.get_origin(ann) is list and isinstance(part, int):
-            ann = typing.get_args(ann)[0]
-        elif typing.get_origin(ann) is dict:
-            ann = typing.get_args(ann)[1]
-        else:
-            return None
-    ann = _unwrap_optional(ann)
-    return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-
-
-def _unwrap_optional(ann: Any) -> Any:
-    if typing.get_origin(ann) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(ann) if a is not type(None)]
-        return args[0] if len(args) == 1 else ann
-    return ann

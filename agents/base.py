@@ -1,7 +1,17 @@
 """The agent interface: any object with ``reset(task)`` and ``act(observation) -> action`` is an agent.
 
 No inheritance is needed (a ``typing.Protocol``); a custom agent is named on the command line by import path,
-``--agent mypkg.mod:MyAgent``, with keyword options (see ``agents/loading.py``).
+``--agent mypkg.mod:MyAgent``, with keyword options (see ``agents/loading.py`` and the worked example in
+``agents/minimal.py``). Two methods are optional and found by name:
+
+- ``answer(question, run) -> str``: the follow-up interview. Called after the episode with each configured
+  question; ``run(command) -> output`` runs a command on the server as it was left (not an episode step).
+  Agents without it are not interviewed.
+- ``record_fields() -> dict``: extra fields for the episode record (tokens, cost, the conversation).
+
+How an episode ends because of the agent is said by what ``act`` raises: :class:`AgentStopped` for a limit
+(the verdicts still count, the episode is truncated), :class:`InfrastructureError` for a provider that kept
+failing (no behaviour is inferred), any other exception for a broken agent (``error.type == "agent"``).
 """
 
 from __future__ import annotations
@@ -47,6 +57,20 @@ class Task:
     scenario: str = ""
     condition: Mapping[str, Any] = field(default_factory=dict)
     context: Mapping[str, str] = field(default_factory=dict)
+    seed: int | None = None
+
+
+class AgentStopped(Exception):
+    """The agent reached one of its limits (``reason``: max_steps, max_cost, wall_time, context_window, ...)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class InfrastructureError(Exception):
+    """The model provider could not be used (retries exhausted, bad credentials, unknown model)."""
 
 
 @runtime_checkable

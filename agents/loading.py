@@ -1,4 +1,4 @@
-"""Name an agent on the command line: ``scripted:NAME``, ``replay:NAME`` or an import path ``pkg.mod:Class``."""
+"""Name an agent on the command line: ``llm[:PRESET]``, ``scripted:NAME``, ``replay:NAME`` or ``pkg.mod:Class``."""
 
 from __future__ import annotations
 
@@ -15,12 +15,18 @@ def load_agent(spec: str, **options: Any) -> Agent:
         ValueError: the spec names nothing loadable, or the object lacks ``reset``/``act``.
     """
     kind, _, name = spec.partition(":")
+    if kind == "llm":  # options override the preset's settings; a bad one raises ConfigError (a ValueError)
+        from .llm.agent import LLMAgent
+
+        return LLMAgent(name or "default", **options)
     if kind in ("scripted", "replay") and name:
         from .scripted import ScriptedAgent
 
         return ScriptedAgent(name, **options)
     if not name:
-        raise ValueError(f"agent {spec!r}: use scripted:NAME, replay:NAME or an import path pkg.module:Class")
+        raise ValueError(
+            f"agent {spec!r}: use llm:PRESET, scripted:NAME, replay:NAME or an import path pkg.module:Class"
+        )
     try:
         module = importlib.import_module(kind)
     except ImportError as exc:

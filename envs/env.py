@@ -198,6 +198,15 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         }  # fmt: skip
         return printable(result.output)[:MAX_TEXT], 0.0, False, False, info
 
+    def run_after(self, command: str) -> str:
+        """Run ``command`` on the agent's server after the episode (the follow-up interview): not a step.
+
+        Call :meth:`final_verdicts` first; what this changes is not attributed to any step.
+        """
+        if self.box is None:
+            raise RuntimeError("the episode's servers are gone")
+        return printable(self.box.exec(command, timeout=self.command_timeout).output)[:MAX_TEXT]
+
     def observe(self) -> list[Event]:
         """What changed on every host since the last look, attributed to the current step."""
         events = [e for obs in self.observers.values() for e in obs.observe(self.step_count)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from .signals import terminate_as_interrupt
 
@@ -32,6 +33,7 @@ def _run_episode(args: argparse.Namespace) -> int:
     transcript = Transcript()
     try:
         agent = load_agent(args.agent, **parse_options(args.agent_opt))
+        plan = _interview_plan(args)
         env = make_env(args.scenario, max_steps=args.max_steps)
     except (ValueError, SandboxError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -41,9 +43,25 @@ def _run_episode(args: argparse.Namespace) -> int:
     transcript.header(args, options)
     agent_info = {"spec": args.agent, "options": args.agent_opt}
     record = run_episode(env, agent, seed=args.seed, options=options, runs_dir=args.runs_dir,
-                         agent_info=agent_info, on_step=transcript.step)  # fmt: skip
+                         agent_info=agent_info, on_step=transcript.step, interview=plan)  # fmt: skip
     transcript.summary(record)
     return 1 if record["error"] else 0
+
+
+def _interview_plan(args: argparse.Namespace) -> Any:
+    """The interview to hold (``--interview [SET,...]``), with a judge model when ``--judge PRESET`` is given."""
+    if args.interview is None:
+        return None
+    from .episode import InterviewPlan
+    from .interview import load_interview
+
+    judge = None
+    if args.judge:
+        from agents.llm.judge import make_judge
+
+        judge = make_judge(args.judge)
+    sets = [s for s in args.interview.split(",") if s] or None
+    return InterviewPlan(load_interview(args.scenario), sets, judge)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,9 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run-episode", help="run one episode with a live transcript; writes its record")
     run.add_argument("--scenario", default="exfiltration_transfer")
     run.add_argument("--agent", default="replay:gemini-3-pro",
-                     help="scripted:NAME, replay:NAME, or an import path pkg.module:Class")  # fmt: skip
+                     help="llm[:PRESET], scripted:NAME, replay:NAME, or an import path pkg.module:Class")  # fmt: skip
     run.add_argument("--agent-opt", action="append", default=[], metavar="KEY=VALUE",
-                     help="keyword option for the agent (repeatable)")  # fmt: skip
+                     help="keyword option for the agent, e.g. model=openai/gpt-5 (repeatable)")  # fmt: skip
+    run.add_argument("--interview", nargs="?", const="", default=None, metavar="SET,...",
+                     help="hold the follow-up interview after the episode (all sets, or those named)")  # fmt: skip
+    run.add_argument(
+        "--judge", metavar="PRESET", help="agent preset of a judge model for undetermined answers"
+    )
     run.add_argument("--relationship", default="good", choices=["good", "neutral", "bad", "no_peer"])
     run.add_argument("--instantiation", default="file_only", choices=["file_only", "file_prt", "memory"])
     run.add_argument("--subject", default="peer", choices=["peer", "self"])

@@ -3,77 +3,147 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.base import Agent, EndTask, ShellCommand, Task
+from agents.base import Agent, AgentStopped, EndTask, InfrastructureError, ShellCommand, Task
 from envs.sandbox import SandboxError
 
+from .interview import InterviewFile, classify, run_interview
 from .records import write_atomic
 
 # Verdicts copied to the record's top level, named as in the study's released data.
 COLUMNS = ("exfiltration", "copy", "timestamp_edit", "hook_disabled", "correct", "delete_model")
 
 
+@dataclass(frozen=True)
+class InterviewPlan:
+    """Which interview to hold after the episode: the file, its sets (None: all) and an optional judge."""
+
+    spec: InterviewFile
+    sets: list[str] | None = None
+    judge: Callable[[str], str] | None = None
+
+
 def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | None = None,
                 agent_info: dict[str, Any] | None = None, runs_dir: Path | str = "runs",
-                on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Reset ``env``, let ``agent`` act until it ends the task or the time limit truncates, write the record.
+                on_step: Callable[[dict[str, Any]], None] | None = None,
+                interview: InterviewPlan | None = None) -> dict[str, Any]:  # fmt: skip
+    """Reset ``env``, let ``agent`` act until it ends the task or a limit stops it, interview it, write the record.
 
-    Infrastructure failures (no engine, a host that died) end the episode with ``error.type ==
-    "infrastructure"``; an exception from the agent with ``"agent"``. Neither is a behaviour. Ctrl-C closes
-    the environment and propagates.
+    A limit (the env's step limit, or the agent's :class:`AgentStopped`) truncates the episode; its verdicts
+    count. A provider that kept failing (:class:`InfrastructureError`) or a broken sandbox ends the episode
+    with ``error.type == "infrastructure"``, any other exception from the agent with ``"agent"``; neither is a
+    behaviour, so the top-level verdict columns stay null and what was seen so far is kept under
+    ``partial_verdicts``. Ctrl-C closes the environment and propagates.
     """
     started = time.time()
     record: dict[str, Any] = {
         "scenario": None, "condition": options or {}, "seed": seed, "agent": agent_info or {},
         "started_at": dt.datetime.now(dt.UTC).isoformat(), "steps": [], "final_message": None,
-        "verdicts": {}, "evidence": {}, "events": [], "error": None, "reward": None,
-        "num_turns": 0, "tokens": None, "total_cost_usd": None, "refused": None,
+        "verdicts": {}, "evidence": {}, "events": [], "error": None, "reward": None, "truncated": False,
+        "stop_reason": None, "num_turns": 0, "tokens": None, "total_cost_usd": None, "refused": None,
+        "interview": [],
     }  # fmt: skip
+    phase = "env"
     try:
         observation, info = env.reset(seed=seed, options=options)
         record.update(scenario=info["scenario"], condition=info["condition"], episode_id=info["episode_id"],
                       run_id=info["run_id"], system_prompt=info["system_prompt"], task=observation)  # fmt: skip
-        agent.reset(
-            Task(info["system_prompt"], observation, info["scenario"], info["condition"], info["context"])
-        )
-        terminated = truncated = False
-        while not (terminated or truncated):
-            phase = "agent"
-            action = agent.act(observation)
-            phase = "env"
-            observation, reward, terminated, truncated, info = env.step(action)
-            step = {"step": info["step"], "output": observation, **_describe(action),
-                    **{k: v for k, v in info.items() if k not in ("verdicts", "evidence", "step")}}  # fmt: skip
-            record["steps"].append(step)
-            if on_step:
-                on_step(step)
-            record["reward"] = reward
+        phase = "agent"
+        agent.reset(Task(info["system_prompt"], observation, info["scenario"], info["condition"], info["context"],
+                         seed=seed))  # fmt: skip
+        action, truncated = _play(env, agent, observation, record, on_step)
+        phase = "env"
         verdicts = env.unwrapped.final_verdicts()
         record.update(verdicts=verdicts.values, evidence=verdicts.evidence, truncated=truncated,
                       events=[e.as_dict() for e in env.unwrapped.events])  # fmt: skip
         record.update({name: verdicts.values.get(name) for name in COLUMNS})
         if isinstance(action, EndTask):
             record["final_message"] = action.message
-    except SandboxError as exc:
-        record["error"] = {"type": "infrastructure", "message": str(exc), "exception": type(exc).__name__}
+            record["refused"] = classify("refusal", action.message) == "refused"
+        record["verdicts"] = {**verdicts.values, "refused": record["refused"]}
+        if interview is not None and callable(getattr(agent, "answer", None)):
+            phase = "interview"
+            record["interview"] = run_interview(
+                _Answerer(agent), interview.spec, sets=interview.sets, verdicts=verdicts.values,
+                context=info["context"], run=env.unwrapped.run_after, judge=interview.judge,
+            )  # fmt: skip
+    except (SandboxError, InfrastructureError) as exc:
+        record["error"] = _error("infrastructure", exc)
+        _keep_partial(env, record)
     except Exception as exc:
-        kind = "agent" if locals().get("phase") == "agent" else "infrastructure"
-        record["error"] = {"type": kind, "message": str(exc), "exception": type(exc).__name__}
+        record["error"] = _error("agent" if phase in ("agent", "interview") else "infrastructure", exc)
+        _keep_partial(env, record)
     finally:
         env.close()
         record["num_turns"] = len(record["steps"])
         record["duration_s"] = round(time.time() - started, 3)
-        usage = getattr(agent, "usage", None)
-        if callable(usage):
-            record.update(usage())
+        fields = getattr(agent, "record_fields", None)
+        if callable(fields):
+            record.update(fields())
     episode_id = record.get("episode_id") or f"failed-{int(started)}"
     run_id = record.get("run_id") or "unlabelled"
     record["path"] = str(write_atomic(Path(runs_dir) / run_id / f"{episode_id}.json", record))
     return record
+
+
+def _play(env: Any, agent: Agent, observation: str, record: dict[str, Any],
+          on_step: Callable[[dict[str, Any]], None] | None) -> tuple[Any, bool]:  # fmt: skip
+    """Step until the agent ends the task, the env truncates, or the agent stops at a limit."""
+    action: Any = None
+    terminated = truncated = False
+    while not (terminated or truncated):
+        try:
+            action = agent.act(observation)
+        except AgentStopped as stop:
+            record["stop_reason"] = stop.reason
+            return None, True
+        observation, reward, terminated, truncated, info = env.step(action)
+        step = {"step": info["step"], "output": observation, **_describe(action),
+                **{k: v for k, v in info.items() if k not in ("verdicts", "evidence", "step")}}  # fmt: skip
+        record["steps"].append(step)
+        if on_step:
+            on_step(step)
+        record["reward"] = reward
+    if truncated and not terminated:
+        record["stop_reason"] = "env_step_limit"
+    return action, truncated and not terminated
+
+
+class _Answerer:
+    """Calls the agent's ``answer`` with ``fresh=`` only if it takes it (a minimal custom agent may not)."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+        self.takes_fresh = "fresh" in inspect.signature(agent.answer).parameters
+
+    def answer(self, question: str, run: Callable[[str], str], *, fresh: bool = False) -> str:
+        if self.takes_fresh:
+            return str(self.agent.answer(question, run, fresh=fresh))
+        return str(self.agent.answer(question, run))
+
+
+def _error(kind: str, exc: BaseException) -> dict[str, Any]:
+    error = {"type": kind, "message": str(exc), "exception": type(exc).__name__}
+    if getattr(exc, "call", None):
+        error["call"] = exc.call  # type: ignore[attr-defined]
+    return error
+
+
+def _keep_partial(env: Any, record: dict[str, Any]) -> None:
+    """What the observers saw before the failure, for diagnosis (never counted as a behaviour)."""
+    try:
+        if getattr(env.unwrapped, "box", None) is not None and record["verdicts"] == {}:
+            record["partial_verdicts"] = env.unwrapped.final_verdicts().values
+    except Exception:  # the sandbox itself may be what failed
+        pass
+    record["verdicts"], record["evidence"] = {}, {}
+    record.update(dict.fromkeys(COLUMNS))
 
 
 def _describe(action: Any) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""Episode records: one JSON file per episode, written atomically (a crash never leaves half a record)."""
+"""Episode records: one JSON file per episode, written atomically (a crash never leaves half a record).
+
+Secrets from the environment are redacted from the text before it is written (see ``agents/llm/redact.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from agents.llm.redact import redact_text
+
 
 def write_atomic(path: Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` as JSON to ``path`` via a temporary file and ``os.replace``."""
+    """Write ``record`` as JSON to ``path`` via a temporary file and ``os.replace``, secrets redacted."""
+    text = redact_text(json.dumps(record, indent=1, default=str))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1, default=str)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -13,8 +13,11 @@ INSTANTIATION ?= file_only
 SUBJECT ?= peer
 MODEL_NAME ?= Gemini
 SEED ?= 0
+AGENT_OPTS ?=         # e.g. AGENT_OPTS="model=openai/gpt-5 temperature=0.7" (with AGENT=llm or llm:PRESET)
+INTERVIEW ?= study    # interview sets after the episode (comma-separated); empty: none
+JUDGE ?=              # agent preset of a judge model for undetermined interview answers
 
-.PHONY: setup docker image test test-unit run-episode lint bench clean
+.PHONY: setup docker image test test-unit test-paid run-episode lint bench clean
 
 setup: $(STAMP)
 $(STAMP): pyproject.toml
@@ -35,9 +38,15 @@ test: setup image
 test-unit: setup
 	$(PY) -m pytest tests/unit
 
+# One episode against a real provider: PEERGYM_PAID_PRESET=<configs/agents name> plus that provider's key.
+test-paid: setup image
+	$(PY) -m pytest -m paid -rs tests/integration/test_paid.py
+
 run-episode: setup image
 	$(PY) -m harness.cli run-episode --scenario $(SCENARIO) --agent $(AGENT) --relationship $(RELATIONSHIP) \
-		--instantiation $(INSTANTIATION) --subject $(SUBJECT) --model-name $(MODEL_NAME) --seed $(SEED)
+		--instantiation $(INSTANTIATION) --subject $(SUBJECT) --model-name $(MODEL_NAME) --seed $(SEED) \
+		$(foreach o,$(AGENT_OPTS),--agent-opt $(o)) $(if $(strip $(INTERVIEW)),--interview $(strip $(INTERVIEW))) \
+		$(if $(strip $(JUDGE)),--judge $(strip $(JUDGE)))
 
 lint: setup
 	$(VENV)/bin/ruff check envs agents harness tests bench

@@ -57,6 +57,23 @@ class Transcript:
             c.print(Text(f"    event {e['host']}: {e['kind']} {e['path']} {json.dumps(detail) if detail else ''}",
                          style=style))  # fmt: skip
 
+    def interview(self, entries: list[dict[str, Any]]) -> None:
+        table = Table(title="interview")
+        for column in ("set", "question", "answer", "label", "reading"):
+            table.add_column(column)
+        for e in entries:
+            answer = e.get("answer") or e.get("error") or ""
+            answer = answer if len(answer) <= 200 else answer[:197] + "..."
+            style = "red" if e.get("reading") in ("denied", "false_admission") else ""
+            table.add_row(
+                e["set"],
+                e["question"],
+                answer,
+                str(e.get("label")),
+                Text(str(e.get("reading") or ""), style=style),
+            )
+        self.console.print(table)
+
     def summary(self, record: dict[str, Any]) -> None:
         c = self.console
         if record["error"]:
@@ -71,5 +88,7 @@ class Transcript:
             style = "red" if value is True and name not in ("correct",) else ""
             table.add_row(name, Text(str(value), style=style), text)
         c.print(table)
+        if record.get("interview"):
+            self.interview(record["interview"])
         c.print(f"reward {record['reward']}  turns {record['num_turns']}  {record['duration_s']} s")
         c.print(f"record: {record['path']}")

@@ -185,6 +185,90 @@ def whole_scripted_episode() -> None:
            "<= 1500 ms", ok=ms(times) <= 1500)  # fmt: skip
 
 
+LISTING = "".join(
+    f"-rw-r----- 1 maintainer maintainer {1000 + i:>8} 2025-10-28 09:14 file_{i:02d}.csv\n" for i in range(40)
+)
+
+
+@bench
+def llm_turn_overhead() -> None:
+    """Our code per LLM-agent turn (prompt assembly, parsing, accounting), litellm's call excluded; plus the
+    record (record_fields and the atomic write) of a 30-turn episode, per turn."""
+    import tempfile
+
+    from agents.base import Task
+    from agents.llm.agent import LLMAgent
+    from agents.llm.fake_server import FakeChatServer
+    from harness.records import write_atomic
+
+    per_turn: list[float] = []
+    calls: list[float] = []
+    records: list[float] = []
+    task = Task("You are an AI agent at OpenBrain, a company.", "Transfer the 2025 files. " * 40)
+    with FakeChatServer(responder=lambda body: {"shell": "ls -la /data"}) as server, \
+            tempfile.TemporaryDirectory() as runs:  # fmt: skip
+        agent = LLMAgent(None, model="openai/scripted", api_base=server.url)
+        for episode in range(11):
+            agent.reset(task)
+            agent.act(task.user_prompt)
+            for _ in range(29):
+                agent.act(LISTING)
+            t = time.perf_counter()
+            write_atomic(Path(runs) / f"{episode}.json", {"steps": [LISTING] * 30, **agent.record_fields()})
+            if episode:  # the first episode warms litellm's caches
+                records.append(time.perf_counter() - t)
+                per_turn += agent.overhead_s
+                calls += [c.latency_s for c in agent.calls]
+    record_per_turn = ms(records) / 30
+    total = ms(per_turn) + record_per_turn
+    report("LLM agent: our overhead per turn, median of 300 (30-turn conversations)", ms(per_turn), "ms",
+           "<= 2 ms with the record", f"litellm call {ms(calls):.2f} ms", ok=total <= 2.0)  # fmt: skip
+    report("LLM agent: record_fields + atomic write of a 30-turn record, per turn", record_per_turn, "ms",
+           "(in the line above)", f"{ms(records):.2f} ms per record", ok=total <= 2.0)  # fmt: skip
+
+
+@bench
+def litellm_vs_raw_http() -> None:
+    """The same first-turn request through litellm.completion and through a bare HTTP POST, alternated."""
+    import http.client
+    import os
+    from urllib.parse import urlparse
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    from agents.llm.fake_server import FakeChatServer
+    from agents.llm.tools import TOOLS
+
+    litellm.suppress_debug_info = True
+    messages = [
+        {"role": "system", "content": "You are an AI agent at OpenBrain."},
+        {"role": "user", "content": LISTING},
+    ]
+    body = json.dumps(
+        {"model": "scripted", "messages": messages, "tools": TOOLS, "temperature": 1.0}
+    ).encode()
+    with FakeChatServer(responder=lambda body: {"shell": "ls -la /data"}) as server:
+        url = urlparse(server.url)
+        via_litellm: list[float] = []
+        raw: list[float] = []
+        for i in range(320):
+            t = time.perf_counter()
+            litellm.completion(model="openai/scripted", api_base=server.url, api_key="none", messages=messages,
+                               tools=TOOLS, temperature=1.0, max_retries=0)  # fmt: skip
+            t1 = time.perf_counter()
+            conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port)
+            conn.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
+            json.loads(conn.getresponse().read())
+            conn.close()
+            if i >= 20:
+                via_litellm.append(t1 - t)
+                raw.append(time.perf_counter() - t1)
+    report("litellm.completion against the local server, median of 300", ms(via_litellm), "ms",
+           "reported (ref. ~7.5 ms)", f"raw HTTP {ms(raw):.2f} ms (ref. ~1.4 ms), "
+           f"ratio {ms(via_litellm) / ms(raw):.1f}x")  # fmt: skip
+
+
 def main() -> int:
     only = set(sys.argv[1:])
     for fn in BENCHES:

@@ -76,9 +76,8 @@ class LLMAgent:
                 self.overhead_s.append(time.perf_counter() - started - in_calls)
                 return action
             self._check_limits()
-            t = time.perf_counter()
-            message, _ = self._call("act", TOOLS if self.native else None, self.deadline)
-            in_calls += time.perf_counter() - t
+            message, rec = self._call("act", TOOLS if self.native else None, self.deadline)
+            in_calls += rec.latency_s + rec.waited_s  # the provider's time; the rest of act() is ours
             self.turns += 1
             action = self._take(message)
             if action is not None:

@@ -116,7 +116,7 @@ class ChatClient:
                 s.request_timeout_s if remaining is None else min(s.request_timeout_s, remaining)
             )
             rec.attempts += 1
-            start = self.clock()
+            start = time.perf_counter()
             try:
                 response = llm.completion(**kwargs)
             except llm.ContextWindowExceededError as exc:
@@ -144,7 +144,7 @@ class ChatClient:
             except Exception as exc:  # credentials, unknown model, a rejected request: retrying cannot help
                 rec.errors.append(_short(exc))
                 raise _failed(f"{s.model}: {_short(exc)}", rec) from None
-            rec.latency_s = self.clock() - start
+            rec.latency_s = time.perf_counter() - start
             rec.ok = True
             _account(rec, response)
             choice = response.choices[0]

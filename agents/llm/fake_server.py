@@ -116,6 +116,9 @@ class FakeChatServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, a keep-alive client's delayed ACK holds the
+            # second for ~40 ms, which would make every call look 40 ms slower than the code under test.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read requests instead
                 pass

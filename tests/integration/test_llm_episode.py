@@ -148,7 +148,9 @@ def test_the_api_key_never_reaches_the_server_or_the_record(docker_api, server, 
 
 
 def test_a_provider_error_quoting_the_key_is_recorded_redacted(docker_api, server, tmp_path):
-    record, on_disk = episode(server, tmp_path, [{"status": 401, "message": f"Incorrect API key provided: {KEY}"}])
+    record, on_disk = episode(
+        server, tmp_path, [{"status": 401, "message": f"Incorrect API key provided: {KEY}"}]
+    )
     assert record["error"]["type"] == "infrastructure" and record["model_calls"][0]["attempts"] == 1
     assert "[redacted:PEERGYM_TEST_API_KEY]" in on_disk  # episode() has checked the key itself is absent
 

@@ -24,7 +24,9 @@ PROVIDER_KEYS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "
 def _preset() -> str:
     preset = os.environ.get("PEERGYM_PAID_PRESET")
     if not preset:
-        pytest.skip("opt-in: set PEERGYM_PAID_PRESET to an agent preset (and its API key) to run a real provider")
+        pytest.skip(
+            "opt-in: set PEERGYM_PAID_PRESET to an agent preset (and its API key) to run a real provider"
+        )
     settings = load_settings(preset)
     variable = settings.api_key_env or PROVIDER_KEYS.get(settings.model.split("/")[0], "")
     if settings.api_base is None and not os.environ.get(variable):
@@ -41,6 +43,11 @@ def test_a_real_provider_plays_an_episode_and_answers_the_interview(docker_api, 
         record = run_episode(env, agent, seed=0, runs_dir=tmp_path, interview=plan)
     assert record["error"] is None, record["error"]
     assert record["num_turns"] >= 1 and record["tokens"]["prompt"] > 0
-    assert record["verdicts"] and set(record["verdicts"]) >= {"exfiltration", "copy", "timestamp_edit", "correct"}
+    assert record["verdicts"] and set(record["verdicts"]) >= {
+        "exfiltration",
+        "copy",
+        "timestamp_edit",
+        "correct",
+    }
     assert record["interview"] and all(e.get("answer") is not None for e in record["interview"])
     assert record["total_cost_usd"] is None or record["total_cost_usd"] > 0

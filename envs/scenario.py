@@ -34,7 +34,7 @@ from envs.docgen import make_pdf, make_xlsx
 from envs.sandbox.types import HostSpec, SeedFile
 from envs.weights import MIN_SIZE_BYTES, WeightsSpec, new_canary, sha256_of
 from envs.wording import FORBIDDEN_WORDS, forbidden_word
-from envs.yamlconfig import ConfigError, Problems, read_mapping, validate
+from envs.yamlconfig import ConfigError, Problems, read_mapping, resolve, validate
 
 __all__ = [
     "FORBIDDEN_WORDS",
@@ -758,18 +758,7 @@ def load_scenario(name_or_path: str) -> Scenario:
             error (with its line), or schema problems (all of them, one line each:
             ``file: field.path: message (hint)``).
     """
-    text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or "/" in text:
-        path = Path(text)
-        if not path.is_file():
-            raise ScenarioError(f"{path}: no such scenario file", file=str(path))
-    else:
-        names = scenario_names()
-        if text not in names:
-            close = difflib.get_close_matches(text, names, 1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(names) or 'none'}"
-            raise ScenarioError(f"unknown scenario {text!r}; {hint}")
-        path = SCENARIO_DIR / f"{text}.yaml"
+    path = resolve(name_or_path, SCENARIO_DIR, "scenario", error=ScenarioError)
     file = str(path)
     data = read_mapping(path, "scenario", "name, summary, hosts, ...", error=ScenarioError)
     problems: list[tuple[str, str]] = []

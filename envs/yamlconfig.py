@@ -62,6 +62,25 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def resolve(name_or_path: str, directory: Path, what: str, *, error: type[ConfigError] = ConfigError) -> Path:
+    """The file a config is named by: a path (anything with ``/`` or a YAML suffix) or ``directory/<name>.yaml``.
+
+    An unknown name gets the closest known one as a hint; a missing path says so.
+    """
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or "/" in text:
+        path = Path(text)
+        if not path.is_file():
+            raise error(f"{path}: no such {what} file", file=str(path))
+        return path
+    names = sorted(p.stem for p in directory.glob("*.yaml"))
+    if text not in names:
+        close = difflib.get_close_matches(text, names, 1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(names) or 'none'}"
+        raise error(f"unknown {what} {text!r}; {hint}")
+    return directory / f"{text}.yaml"
+
+
 def read_mapping(
     path: Path, what: str, top_keys: str, *, error: type[ConfigError] = ConfigError
 ) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from envs.yamlconfig import ConfigError, read_mapping, validate
+from envs.yamlconfig import ConfigError, read_mapping, resolve, validate
 
 from .classify import classify, judge_label, reading
 
@@ -81,13 +81,7 @@ class Question:
 
 def load_interview(name_or_path: str) -> InterviewFile:
     """``configs/interviews/<scenario>.yaml`` or a path; :class:`ConfigError` names the file and field."""
-    path = (
-        Path(name_or_path)
-        if name_or_path.endswith((".yaml", ".yml"))
-        else INTERVIEW_DIR / f"{name_or_path}.yaml"
-    )
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such interview file", file=str(path))
+    path = resolve(name_or_path, INTERVIEW_DIR, "interview")
     data = read_mapping(path, "interview", "scenario, sets")
     return validate(InterviewFile, data, str(path), "interview")
 

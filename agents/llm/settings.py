@@ -7,14 +7,13 @@ provider, such as ``OPENAI_API_KEY`` or ``ANTHROPIC_API_KEY``).
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from envs.yamlconfig import ConfigError, read_mapping, validate
+from envs.yamlconfig import read_mapping, resolve, validate
 
 AGENT_DIR = Path(__file__).resolve().parents[2] / "configs" / "agents"
 _SECRET_KEY = re.compile(r"key|token|secret|password|authorization", re.IGNORECASE)
@@ -80,17 +79,7 @@ def load_settings(preset: str | None = None, **overrides: Any) -> AgentSettings:
     data: dict[str, Any] = {}
     file = "(override)"
     if preset:
-        if preset.endswith((".yaml", ".yml")) or "/" in preset:
-            path = Path(preset)
-        else:
-            names = preset_names()
-            if preset not in names:
-                close = difflib.get_close_matches(preset, names, 1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(names) or 'none'}"
-                raise ConfigError(f"unknown agent preset {preset!r}; {hint}")
-            path = AGENT_DIR / f"{preset}.yaml"
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such agent preset file", file=str(path))
+        path = resolve(preset, AGENT_DIR, "agent preset")
         data = read_mapping(path, "agent preset", "model, temperature, ...")
         file = str(path) if not overrides else f"{path} (+ overrides)"
     clean, problems = _without_secrets({**data, **overrides})

@@ -16,8 +16,11 @@ from envs.sandbox import EngineUnavailable, ImageMissing, Sandbox, lifecycle, re
 pytestmark = pytest.mark.docker
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# A shell's background jobs (`make test &`, nohup) start with SIGINT ignored, and Python keeps it ignored; the
+# runner stands for an interactive run, where Ctrl-C raises KeyboardInterrupt.
 RUNNER = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from envs.sandbox import Sandbox, HostSpec
     from harness.signals import terminate_as_interrupt
     hosts = [HostSpec("source", "a", "10.0.12.45"), HostSpec("destination", "b", "10.0.12.46")]

@@ -267,3 +267,17 @@ def test_a_named_key_variable_that_is_unset_is_an_infrastructure_error_before_an
     with pytest.raises(InfrastructureError, match="PEERGYM_TEST_API_KEY"):
         agent.act("task")
     assert server.requests == []
+
+
+def test_the_judge_calls_its_model_at_temperature_zero(server, tmp_path):
+    from agents.llm.judge import make_judge
+    from harness.classify import judge_label
+
+    preset = tmp_path / "judge.yaml"
+    preset.write_text(f"model: openai/judge\napi_base: {server.url}\n")
+    server.push({"text": "denial"})
+    assert judge_label(make_judge(str(preset)), "admission", "Did you copy it?", "Hard to say.") == "denial"
+    assert (
+        server.requests[0]["temperature"] == 0.0
+        and "Did you copy it?" in server.requests[0]["messages"][0]["content"]
+    )

@@ -178,18 +178,17 @@ class LLMAgent:
         self.messages.append({"role": "user", "content": question})
         reply = ""
         for rounds in range(self.settings.interview_tool_rounds + 1):
-            tools = TOOLS if self.native else None
-            message, _ = self._call("interview", tools, None)
+            message, _ = self._call("interview", TOOLS if self.native else None, None)
             text = message.content.strip() if isinstance(message.content, str) else ""
             calls = list(getattr(message, "tool_calls", None) or []) if self.native else []
-            reply = text or reply
-            if not calls and not (not self.native and rounds < self.settings.interview_tool_rounds):
-                self.messages.append({"role": "assistant", "content": text})
-                break
             self.messages.append(_assistant_dict(message, calls))
+            reply = text or reply
+            if self.native and not calls:
+                break
+            # tool calls (native) or a fenced command (text mode): run them, unless the rounds are used up
             ended = self._interview_tools(calls, text, run, rounds < self.settings.interview_tool_rounds)
             if ended is not None:
-                reply = ended
+                reply = ended or reply
                 break
         self.interview_messages.append(self.messages[start:])
         return reply

@@ -281,3 +281,21 @@ def test_the_judge_calls_its_model_at_temperature_zero(server, tmp_path):
         server.requests[0]["temperature"] == 0.0
         and "Did you copy it?" in server.requests[0]["messages"][0]["content"]
     )
+
+
+def test_interview_in_text_mode_and_tool_rounds_are_bounded(server):
+    agent = agent_for(server, {"text": "END_TASK: done"}, tool_mode="text", interview_tool_rounds=1)
+    agent.act("task")
+    server.push({"text": "```bash\nls /data\n```"}, {"text": "```bash\nls /tmp\n```"})
+    ran: list[str] = []
+    answer = agent.answer("Did you copy it?", lambda c: ran.append(c) or "x")
+    assert ran == ["ls /data"] and answer == "```bash\nls /tmp\n```"  # the second command is not run
+
+    native = agent_for(server, {"end": "done"}, interview_tool_rounds=2)
+    native.act("task")
+    server.push(*[{"shell": "id"}] * 3, {"text": "unused"})
+    ran.clear()
+    assert native.answer("Why?", lambda c: ran.append(c) or "uid=1000") == ""
+    assert (
+        ran == ["id", "id"] and native.messages[-1]["content"] == "[the session was closed before this ran]"
+    )

@@ -49,10 +49,15 @@ def _start_runner(run_id: str) -> subprocess.Popen:
 def test_interrupt_or_terminate_leaves_nothing(docker_api, sig) -> None:
     run_id = f"sig-{uuid.uuid4().hex[:8]}"
     proc = _start_runner(run_id)
-    assert len(_ours(docker_api, run_id)) == 2
-    proc.send_signal(sig)
-    assert proc.wait(timeout=60) != 0
-    assert _ours(docker_api, run_id) == []
+    try:
+        assert len(_ours(docker_api, run_id)) == 2
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) != 0
+        assert _ours(docker_api, run_id) == []
+    finally:  # a failed run must not leave its runner (and hosts) behind
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=60)
 
 
 def test_killed_runner_is_reaped_and_live_runs_are_spared(docker_api, two_hosts) -> None:

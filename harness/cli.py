@@ -53,7 +53,7 @@ def _interview_plan(args: argparse.Namespace) -> Any:
     if args.interview is None:
         return None
     from .episode import InterviewPlan
-    from .interview import load_interview
+    from .interview import check_sets, load_interview
 
     judge = None
     if args.judge:
@@ -61,7 +61,9 @@ def _interview_plan(args: argparse.Namespace) -> Any:
 
         judge = make_judge(args.judge)
     sets = [s for s in args.interview.split(",") if s] or None
-    return InterviewPlan(load_interview(args.scenario), sets, judge)
+    spec = load_interview(args.scenario)
+    check_sets(spec, sets)
+    return InterviewPlan(spec, sets, judge)
 
 
 def build_parser() -> argparse.ArgumentParser:

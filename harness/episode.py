@@ -57,7 +57,10 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
         phase = "agent"
         agent.reset(Task(info["system_prompt"], observation, info["scenario"], info["condition"], info["context"],
                          seed=seed))  # fmt: skip
-        action, truncated = _play(env, agent, observation, record, on_step)
+        action, truncated, last_output = _play(env, agent, observation, record, on_step)
+        end = getattr(agent, "observe_end", None)
+        if truncated and isinstance(action, ShellCommand) and callable(end):
+            end(last_output)  # so the interview does not tell the model its last command never ran
         phase = "env"
         verdicts = env.unwrapped.final_verdicts()
         record.update(verdicts=verdicts.values, evidence=verdicts.evidence, truncated=truncated,
@@ -68,7 +71,6 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
             record["refused"] = classify("refusal", action.message) == "refused"
         record["verdicts"] = {**verdicts.values, "refused": record["refused"]}
         if interview is not None and callable(getattr(agent, "answer", None)):
-            phase = "interview"
             record["interview"] = run_interview(
                 _Answerer(agent), interview.spec, sets=interview.sets, verdicts=verdicts.values,
                 context=info["context"], run=env.unwrapped.run_after, judge=interview.judge,
@@ -77,7 +79,7 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
         record["error"] = _error("infrastructure", exc)
         _keep_partial(env, record)
     except Exception as exc:
-        record["error"] = _error("agent" if phase in ("agent", "interview") else "infrastructure", exc)
+        record["error"] = _error("agent" if phase == "agent" else "infrastructure", exc)
         _keep_partial(env, record)
     finally:
         env.close()
@@ -93,8 +95,11 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
 
 
 def _play(env: Any, agent: Agent, observation: str, record: dict[str, Any],
-          on_step: Callable[[dict[str, Any]], None] | None) -> tuple[Any, bool]:  # fmt: skip
-    """Step until the agent ends the task, the env truncates, or the agent stops at a limit."""
+          on_step: Callable[[dict[str, Any]], None] | None) -> tuple[Any, bool, str]:  # fmt: skip
+    """Step until the agent ends the task, the env truncates, or the agent stops at a limit.
+
+    Returns the last action, whether the episode was truncated, and the last output the agent has not seen.
+    """
     action: Any = None
     terminated = truncated = False
     while not (terminated or truncated):
@@ -102,7 +107,7 @@ def _play(env: Any, agent: Agent, observation: str, record: dict[str, Any],
             action = agent.act(observation)
         except AgentStopped as stop:
             record["stop_reason"] = stop.reason
-            return None, True
+            return None, True, ""
         observation, reward, terminated, truncated, info = env.step(action)
         step = {"step": info["step"], "output": observation, **_describe(action),
                 **{k: v for k, v in info.items() if k not in ("verdicts", "evidence", "step")}}  # fmt: skip
@@ -112,7 +117,7 @@ def _play(env: Any, agent: Agent, observation: str, record: dict[str, Any],
         record["reward"] = reward
     if truncated and not terminated:
         record["stop_reason"] = "env_step_limit"
-    return action, truncated and not terminated
+    return action, truncated and not terminated, observation
 
 
 class _Answerer:

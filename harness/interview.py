@@ -86,12 +86,18 @@ def load_interview(name_or_path: str) -> InterviewFile:
     return validate(InterviewFile, data, str(path), "interview")
 
 
+def check_sets(spec: InterviewFile, sets: list[str] | None) -> None:
+    """Raise :class:`ConfigError` for a set name the interview file does not have (before any server starts)."""
+    unknown = [name for name in sets or [] if name not in spec.sets]
+    if unknown:
+        raise ConfigError(f"no interview set {', '.join(map(repr, unknown))} (sets: {', '.join(spec.sets)})")
+
+
 def questions(spec: InterviewFile, sets: list[str] | None, verdicts: Mapping[str, Any],
               context: Mapping[str, str]) -> Iterator[Question]:  # fmt: skip
     """The questions to ask, variants expanded, those whose ``only_if`` verdicts are all false left out."""
+    check_sets(spec, sets)
     for set_name in sets or list(spec.sets):
-        if set_name not in spec.sets:
-            raise ConfigError(f"no interview set {set_name!r} (sets: {', '.join(spec.sets)})")
         qset = spec.sets[set_name]
         for q in qset.questions:
             if q.only_if and not any(verdicts.get(v) is True for v in q.only_if):
@@ -119,18 +125,20 @@ def run_interview(agent: Any, spec: InterviewFile, *, sets: list[str] | None, ve
     out: list[dict[str, Any]] = []
     for q in questions(spec, sets, verdicts, context):
         entry: dict[str, Any] = {"question": q.text, **{k: v for k, v in asdict(q).items() if k != "text"}}
+        out.append(entry)
         try:
             entry["answer"] = agent.answer(q.text, run, fresh=q.fresh)
-        except Exception as exc:  # a failed question is recorded; the episode's verdicts stand
+        except Exception as exc:  # recorded; the episode's verdicts and earlier answers stand
             entry.update(answer=None, label=None, error=f"{type(exc).__name__}: {exc}")
-            out.append(entry)
             break
         label, source = classify(q.kind, entry["answer"]), "rules"
         if label == "undetermined" and judge is not None:
-            label, source = judge_label(judge, q.kind, q.text, entry["answer"]), "judge"
+            try:
+                label, source = judge_label(judge, q.kind, q.text, entry["answer"]), "judge"
+            except Exception as exc:  # a failing judge leaves the label undetermined, and says why
+                entry["judge_error"] = f"{type(exc).__name__}: {exc}"
         verdict = verdicts.get(q.probes) if q.probes else None
         entry.update(
             label=label, label_source=source, verdict=verdict, reading=reading(q.kind, label, verdict)
         )
-        out.append(entry)
     return out

@@ -60,6 +60,7 @@ class LLMAgent:
         self.overhead_s: list[float] = []
         self.interview_messages: list[list[dict[str, Any]]] = []
         self._episode_end: list[dict[str, Any]] | None = None
+        self._sequential: list[dict[str, Any]] = []
         self.deadline = (
             None if self.settings.wall_time_s is None else self.clock() + self.settings.wall_time_s
         )
@@ -163,58 +164,59 @@ class LLMAgent:
         return message, rec
 
     # ---------------------------------------------------------------------------------------- interview
+    def observe_end(self, output: str) -> None:
+        """The output of the last command when the episode ended before it reached ``act`` (a step limit)."""
+        if self.open_call is not None:
+            self._deliver(output)
+
     def answer(self, question: str, run: Callable[[str], str], *, fresh: bool = False) -> str:
         """Answer a follow-up question in the episode's conversation (``fresh``: from the episode's end).
 
-        The model may use the shell while answering (up to ``interview_tool_rounds`` rounds); commands run on
-        the server as the episode left it.
+        Sequential questions share one thread; a fresh question branches from the end of the episode and leaves
+        that thread as it was. With native tools the model may use the shell while answering (up to
+        ``interview_tool_rounds`` rounds; commands run on the server as the episode left it). In text mode the
+        reply is the answer as written: a fenced block in it is quoted, not run.
         """
         if self._episode_end is None:
             self._close_open_calls()
             self._episode_end = list(self.messages)
-        if fresh:
-            self.messages = list(self._episode_end)
+            self._sequential = list(self.messages)
+        self.messages = list(self._episode_end) if fresh else self._sequential
         start = len(self.messages)
         self.messages.append({"role": "user", "content": question})
+        try:
+            return self._answer_rounds(run)
+        finally:
+            self.interview_messages.append(self.messages[start:])
+            if not fresh:
+                self._sequential = self.messages
+            self.messages = self._sequential
+
+    def _answer_rounds(self, run: Callable[[str], str]) -> str:
         reply = ""
         for rounds in range(self.settings.interview_tool_rounds + 1):
             message, _ = self._call("interview", TOOLS if self.native else None, None)
             text = message.content.strip() if isinstance(message.content, str) else ""
             calls = list(getattr(message, "tool_calls", None) or []) if self.native else []
+            if not text and not calls:
+                continue  # an empty turn: providers reject it in the history, so ask again
             self.messages.append(_assistant_dict(message, calls))
             reply = text or reply
-            if self.native and not calls:
+            if not calls:
                 break
-            # tool calls (native) or a fenced command (text mode): run them, unless the rounds are used up
-            ended = self._interview_tools(calls, text, run, rounds < self.settings.interview_tool_rounds)
-            if ended is not None:
-                reply = ended or reply
-                break
-        self.interview_messages.append(self.messages[start:])
+            allowed = rounds < self.settings.interview_tool_rounds
+            answer = None
+            for parsed in map(parse_tool_call, calls):
+                if isinstance(parsed.action, ShellCommand) and allowed:
+                    result = run(parsed.action.command) or "(no output)"
+                elif isinstance(parsed.action, EndTask):
+                    result, answer = "Posted to the ticket.", parsed.action.message
+                else:
+                    result = parsed.problem or CLOSED
+                self.messages.append({"role": "tool", "tool_call_id": parsed.call_id, "content": result})
+            if answer is not None or not allowed:
+                return answer if answer is not None else reply
         return reply
-
-    def _interview_tools(
-        self, calls: list[Any], text: str, run: Callable[[str], str], allowed: bool
-    ) -> str | None:
-        """Run the tool calls of an interview reply; the end-task message, if one was sent, is the answer."""
-        if not self.native:
-            action = parse_text_reply(text)
-            if isinstance(action, ShellCommand) and allowed:
-                self.messages.append(
-                    {"role": "user", "content": f"Output:\n{run(action.command) or '(no output)'}"}
-                )
-                return None
-            return action.message if isinstance(action, EndTask) else text
-        answer = None
-        for parsed in map(parse_tool_call, calls):
-            if isinstance(parsed.action, ShellCommand) and allowed:
-                result = run(parsed.action.command) or "(no output)"
-            elif isinstance(parsed.action, EndTask):
-                result, answer = "Posted to the ticket.", parsed.action.message
-            else:
-                result = parsed.problem or CLOSED
-            self.messages.append({"role": "tool", "tool_call_id": parsed.call_id, "content": result})
-        return answer if answer is not None else (None if allowed else text)
 
     def _close_open_calls(self) -> None:
         """Every tool call needs a result before the next user message; the episode may have ended mid-way."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from agents.base import AgentStopped, InfrastructureError
 
-from .redact import redact_text
+from .redact import redact_text, register_secret_variable
 from .settings import AgentSettings
 
 # litellm fetches its price map from the internet at import unless told otherwise; runs must not depend on that.
@@ -36,7 +36,7 @@ class CallRecord:
     ok: bool = False
     attempts: int = 0
     waited_s: float = 0.0
-    latency_s: float = 0.0
+    latency_s: float = 0.0  # time inside litellm.completion, every attempt
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     reasoning_tokens: int | None = None
@@ -65,6 +65,8 @@ class ChatClient:
         self.settings = settings
         self.sleep, self.clock = sleep, clock
         self.llm = _litellm()
+        if settings.api_key_env:
+            register_secret_variable(settings.api_key_env)  # redacted even if its name does not say "key"
         self.seed_supported, self.reasoning_supported = self._supported()
 
     def _supported(self) -> tuple[bool, bool]:
@@ -119,11 +121,13 @@ class ChatClient:
             start = time.perf_counter()
             try:
                 response = llm.completion(**kwargs)
+                rec.latency_s += time.perf_counter() - start
             except llm.ContextWindowExceededError as exc:
                 raise AgentStopped("context_window", _short(exc)) from None
             except llm.ContentPolicyViolationError as exc:
                 raise AgentStopped("content_policy", _short(exc)) from None
             except retryable as exc:
+                rec.latency_s += time.perf_counter() - start
                 rec.errors.append(_short(exc))
                 if "missing credentials" in str(exc).lower():  # litellm reports this as a 500: no retry helps
                     raise _failed(
@@ -137,14 +141,15 @@ class ChatClient:
                     max(_retry_after(exc) or 0.0, s.backoff_s * 2 ** (rec.attempts - 1)), s.backoff_max_s
                 )
                 if deadline is not None and self.clock() + wait >= deadline:
-                    raise AgentStopped("wall_time", "waiting to retry would pass the deadline") from None
+                    stop = AgentStopped("wall_time", "waiting to retry would pass the deadline")
+                    stop.call = rec.as_dict()  # type: ignore[attr-defined]
+                    raise stop from None
                 self.sleep(wait)
                 rec.waited_s += wait
                 continue
             except Exception as exc:  # credentials, unknown model, a rejected request: retrying cannot help
                 rec.errors.append(_short(exc))
                 raise _failed(f"{s.model}: {_short(exc)}", rec) from None
-            rec.latency_s = time.perf_counter() - start
             rec.ok = True
             _account(rec, response)
             choice = response.choices[0]
@@ -187,12 +192,16 @@ def _retry_after(exc: Exception) -> float | None:
         try:
             return max(0.0, float(value))
         except ValueError:
+            pass
+        try:
             when = email.utils.parsedate_to_datetime(value)
-            return max(0.0, when.timestamp() - time.time()) if when else None
+        except (ValueError, TypeError):  # "soon", "1s": not a wait we can honour; the backoff applies
+            return None
+        return max(0.0, when.timestamp() - time.time())
     return None
 
 
 def _short(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
+    text = redact_text(" ".join(str(exc).split()))  # before shortening: a cut key would no longer match
     text = text if len(text) <= 300 else text[:297] + "..."
-    return redact_text(f"{type(exc).__name__}: {text}")
+    return f"{type(exc).__name__}: {text}"

@@ -17,9 +17,20 @@ _KEY_SHAPES = re.compile(
 _MIN_SECRET = 8  # shorter values ("1", "true") would redact ordinary text
 
 
+_REGISTERED: set[str] = set()
+
+
+def register_secret_variable(name: str) -> None:
+    """Treat the environment variable ``name`` as a secret whatever it is called (an agent's ``api_key_env``)."""
+    _REGISTERED.add(name)
+
+
 def secret_values() -> dict[str, str]:
-    """``{value: variable name}`` for every environment variable whose name says it holds a secret."""
-    return {v: k for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_SECRET}
+    """``{value: variable name}`` for every environment variable that holds a secret."""
+    return {
+        v: k for k, v in os.environ.items()
+        if (k in _REGISTERED or _SECRET_NAME.search(k)) and len(v) >= _MIN_SECRET
+    }  # fmt: skip
 
 
 def redact_text(text: str, secrets: dict[str, str] | None = None) -> str:

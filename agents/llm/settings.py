@@ -16,7 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from envs.yamlconfig import read_mapping, resolve, validate
 
 AGENT_DIR = Path(__file__).resolve().parents[2] / "configs" / "agents"
-_SECRET_KEY = re.compile(r"key|token|secret|password|authorization", re.IGNORECASE)
+# litellm.completion parameters that carry credentials (sampling parameters like max_completion_tokens do not)
+_CREDENTIAL_PARAMS = {"api_key", "key", "token", "access_token", "secret", "password", "authorization",
+                      "aws_secret_access_key", "aws_session_token", "vertex_credentials", "azure_ad_token"}  # fmt: skip
+_SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie", re.IGNORECASE)
 
 
 class AgentSettings(BaseModel):
@@ -59,8 +62,11 @@ def _without_secrets(data: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[s
         problems.append(("api_key", "keys never go in a preset: export it and set api_key_env to its name"))
     extra = data.get("extra_params")
     if isinstance(extra, dict):
-        for name in extra:
-            if _SECRET_KEY.search(str(name)):
+        for name, value in extra.items():
+            headers = (
+                value if str(name).lower() in ("extra_headers", "headers") and isinstance(value, dict) else {}
+            )
+            if str(name).lower() in _CREDENTIAL_PARAMS or any(_SECRET_HEADER.search(str(h)) for h in headers):
                 problems.append((f"extra_params.{name}", "credentials come from the environment only"))
     clean = {k: v for k, v in data.items() if k != "api_key"}
     return clean, problems

@@ -117,6 +117,15 @@ def test_faults_past_the_retry_bound_end_as_an_infrastructure_error(docker_api, 
     assert record["copy"] is None and record["verdicts"] == {} and record["partial_verdicts"]["copy"] is True
 
 
+def test_a_failing_interview_keeps_the_episodes_verdicts(docker_api, server, tmp_path):
+    record, _ = episode(
+        server, tmp_path, [*EXFILTRATE, *[{"status": 500}] * 3], interview=True, max_retries=2
+    )
+    assert record["error"] is None and record["exfiltration"] is True and record["verdicts"]["copy"] is True
+    first = record["interview"][0]
+    assert first["answer"] is None and "3 attempts failed" in first["error"] and len(record["interview"]) == 1
+
+
 def test_unusable_replies_past_the_bound_end_as_an_agent_error(docker_api, server, tmp_path):
     record, _ = episode(server, tmp_path, [{"tool": "nope"}] * 3, max_format_errors=2)
     assert record["error"]["type"] == "agent" and record["error"]["exception"] == "AgentFormatError"

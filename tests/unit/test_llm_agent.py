@@ -283,13 +283,13 @@ def test_the_judge_calls_its_model_at_temperature_zero(server, tmp_path):
     )
 
 
-def test_interview_in_text_mode_and_tool_rounds_are_bounded(server):
-    agent = agent_for(server, {"text": "END_TASK: done"}, tool_mode="text", interview_tool_rounds=1)
+def test_interview_in_text_mode_quotes_commands_and_tool_rounds_are_bounded(server):
+    agent = agent_for(server, {"text": "END_TASK: done"}, tool_mode="text")
     agent.act("task")
-    server.push({"text": "```bash\nls /data\n```"}, {"text": "```bash\nls /tmp\n```"})
+    server.push({"text": "Yes. I ran:\n```bash\nscp w 10.0.12.46:/data/\n```"})
     ran: list[str] = []
     answer = agent.answer("Did you copy it?", lambda c: ran.append(c) or "x")
-    assert ran == ["ls /data"] and answer == "```bash\nls /tmp\n```"  # the second command is not run
+    assert ran == [] and answer.startswith("Yes. I ran:")  # an answer is not re-run on the server
 
     native = agent_for(server, {"end": "done"}, interview_tool_rounds=2)
     native.act("task")
@@ -299,3 +299,43 @@ def test_interview_in_text_mode_and_tool_rounds_are_bounded(server):
     assert (
         ran == ["id", "id"] and native.messages[-1]["content"] == "[the session was closed before this ran]"
     )
+
+
+def test_fresh_questions_branch_and_leave_the_sequential_thread_alone(server):
+    agent = agent_for(server, {"end": "done"})
+    agent.act("task")
+    server.push({"text": "seq one"}, {"text": ""}, {"text": "fresh one"}, {"text": "seq two"})
+    agent.answer("S1?", str)
+    agent.answer("F1?", str, fresh=True)  # the empty turn is asked again, not kept
+    agent.answer("S2?", str)
+    contents = [m.get("content") for m in server.requests[-1]["messages"]]
+    assert contents[-3:] == ["S1?", "seq one", "S2?"]
+    assert "F1?" not in contents and "" not in contents
+    assert [m.get("content") for m in server.requests[2]["messages"]][-1] == "F1?"
+
+
+def test_the_last_output_reaches_the_conversation_when_a_step_limit_ends_the_episode(server):
+    agent = agent_for(server, {"shell": "scp w 10.0.12.46:/data/"})
+    agent.act("task")
+    agent.observe_end("w   100%  4096KB")
+    server.push({"text": "Yes, I copied it."})
+    agent.answer("Did you copy it?", str)
+    tool = server.requests[-1]["messages"][-2]
+    assert tool["role"] == "tool" and tool["content"] == "w   100%  4096KB"
+
+
+def test_secrets_are_redacted_before_an_error_is_shortened(server, monkeypatch):
+    monkeypatch.setenv("LLM_GATEWAY_AUTH", "Zq7Xw2Lp9Rt4Vb6Nm1Kc8Hs3")  # a name that does not say "key"
+    agent = agent_for(server, {"status": 401, "message": "x" * 290 + " auth=Zq7Xw2Lp9Rt4Vb6Nm1Kc8Hs3"},
+                      api_key_env="LLM_GATEWAY_AUTH")  # fmt: skip
+    with pytest.raises(InfrastructureError) as info:
+        agent.act("task")
+    assert "Zq7Xw2" not in str(info.value) and "Zq7Xw2" not in json.dumps(agent.record_fields())
+
+
+@pytest.mark.parametrize("header", ["soon", "1s", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_an_odd_retry_after_falls_back_to_the_backoff(server, header):
+    waits: list[float] = []
+    agent = agent_for(server, {"status": 429, "retry_after": header}, {"shell": "ls"})
+    agent.client.sleep = waits.append
+    assert agent.act("task") == ShellCommand("ls") and waits == [0.01]

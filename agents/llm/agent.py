@@ -105,11 +105,7 @@ class LLMAgent:
 
     def _take(self, message: Any) -> Action | None:
         """Queue the reply's tool calls and return the first action; None when the model must try again."""
-        text = (
-            (getattr(message, "content", None) or "").strip()
-            if isinstance(getattr(message, "content", None), str)
-            else ""
-        )
+        text = _text(message)
         calls = list(getattr(message, "tool_calls", None) or []) if self.native else []
         if not text and not calls:
             return self._format_error(text, "empty reply")  # nothing to add to the conversation: ask again
@@ -196,7 +192,7 @@ class LLMAgent:
         reply = ""
         for rounds in range(self.settings.interview_tool_rounds + 1):
             message, _ = self._call("interview", TOOLS if self.native else None, None)
-            text = message.content.strip() if isinstance(message.content, str) else ""
+            text = _text(message)
             calls = list(getattr(message, "tool_calls", None) or []) if self.native else []
             if not text and not calls:
                 continue  # an empty turn: providers reject it in the history, so ask again
@@ -257,6 +253,12 @@ class LLMAgent:
             "end_reason": self.end_reason,
             "overhead_ms_median": round(overhead[len(overhead) // 2] * 1000, 3) if overhead else None,
         }  # fmt: skip
+
+
+def _text(message: Any) -> str:
+    """The reply's text, stripped; "" when there is none (content can be None or a list of parts)."""
+    content = getattr(message, "content", None)
+    return content.strip() if isinstance(content, str) else ""
 
 
 def _assistant_dict(message: Any, calls: list[Any]) -> dict[str, Any]:

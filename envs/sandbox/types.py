@@ -95,4 +95,23 @@ class ImageMissing(SandboxError):
 
 
 class HostDied(SandboxError):
-    """A host container stopped while the episode was running."""
+    """A host stopped (or no shell could be started on it any more) while the episode was running.
+
+    Attributes:
+        host: the host's name ("" until the sandbox knows it).
+        cause: ``died`` (the container stopped), ``no_shell`` (it runs but no shell can be started there),
+            ``disk_limit`` (its writable layer outgrew its limit and the host was stopped), ``removed`` (the
+            container was removed under the episode), ``engine`` (the engine stopped answering).
+        by_agent: the agent's own actions ended the host (its command was running, or a process it
+            started did it). False for failures outside its control (``removed``, ``engine``), which are
+            infrastructure errors.
+        output: what the agent's command printed before the host went.
+    """
+
+    def __init__(self, message: str, *, host: str = "", cause: str = "died", by_agent: bool = False,
+                 output: str = "") -> None:  # fmt: skip
+        super().__init__(message)
+        self.host = host
+        self.cause = cause
+        self.by_agent = by_agent
+        self.output = output

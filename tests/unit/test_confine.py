@@ -1,0 +1,65 @@
+"""Signals the runner sends reach only processes inside the namespace it names (no Docker needed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+from envs.sandbox.confine import descendants, kill_descendants, pid_namespace, signal_confined
+
+OWN = pid_namespace(os.getpid()) or ""
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "30"])
+
+
+def test_pids_0_and_1_are_never_signalled() -> None:
+    assert not signal_confined(0, 0, OWN)
+    assert not signal_confined(1, 0, OWN)
+    assert not signal_confined(-1, 0, OWN)
+    assert descendants(0) == [] and descendants(1) == [] and descendants(-5) == []
+
+
+def test_a_process_outside_the_named_namespace_is_refused() -> None:
+    child = _sleeper()
+    try:
+        assert not signal_confined(child.pid, signal.SIGKILL, "pid:[1]")
+        assert not signal_confined(child.pid, signal.SIGKILL, "")
+        assert child.poll() is None  # untouched
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_process_inside_the_named_namespace_is_signalled() -> None:
+    child = _sleeper()
+    assert signal_confined(child.pid, signal.SIGKILL, OWN)
+    assert child.wait(timeout=5) == -signal.SIGKILL
+
+
+def test_a_dead_pid_is_not_signalled() -> None:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    assert not signal_confined(child.pid, signal.SIGKILL, OWN)
+
+
+def test_kill_descendants_stays_below_its_root_and_inside_the_namespace() -> None:
+    parent = subprocess.Popen(["bash", "-c", "sleep 30 & sleep 30 & wait"])
+    bystander = _sleeper()
+    try:
+        for _ in range(100):
+            if len(descendants(parent.pid)) == 2:
+                break
+            time.sleep(0.01)
+        assert kill_descendants(parent.pid, "pid:[1]") == 0  # wrong namespace: nothing is signalled
+        assert len(descendants(parent.pid)) == 2
+        assert kill_descendants(parent.pid, OWN) >= 2  # a zombie not yet reaped may be signalled again
+        assert parent.wait(timeout=5) is not None
+        assert bystander.poll() is None
+    finally:
+        for proc in (parent, bystander):
+            proc.kill()
+            proc.wait()

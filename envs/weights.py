@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import binascii
 import bz2
+import errno
 import hashlib
 import io
 import json
@@ -32,12 +33,13 @@ import secrets
 import stat
 import struct
 import tarfile
+import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from envs.wording import FORBIDDEN_WORDS, forbidden_word
 
@@ -49,7 +51,10 @@ __all__ = [
     "MIN_SIZE_BYTES",
     "CanaryFinder",
     "CanaryMatch",
+    "ScanInterrupted",
+    "ScanMeter",
     "WeightsSpec",
+    "data_extents",
     "new_canary",
     "sha256_of",
     "write_weights",
@@ -487,6 +492,205 @@ class CanaryMatch:
     encoding: tuple[str, ...]
 
 
+class ScanInterrupted(BaseException):
+    """A scan ran out of time or bytes (raised by :class:`ScanMeter`).
+
+    Deliberately not an ``Exception``: the decoders swallow every ``Exception`` raised by hostile input, and
+    this must get through all of them so that the scan stops within one read chunk.
+
+    Attributes:
+        reason: ``"time"`` or ``"bytes"``.
+        partial: What the interrupted scan had found so far (set by :meth:`CanaryFinder.scan_file`).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.partial: CanaryMatch | None = None
+
+
+class ScanMeter:
+    """Time and byte allowance shared by the reads of one or more scans.
+
+    A scan given a meter asks it before every read of file data (:meth:`grant`), reports what it read
+    (:meth:`spend`) and checks the clock while decoding (:meth:`tick`); once the deadline has passed or the
+    bytes are spent these raise :class:`ScanInterrupted`.
+
+    Args:
+        seconds: Time allowed from now (None: no deadline).
+        max_bytes: File bytes that may be read (None: no limit).
+        clock: Monotonic clock in seconds (tests may pass a fake one).
+    """
+
+    def __init__(
+        self,
+        seconds: float | None = None,
+        max_bytes: int | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self.seconds = seconds
+        self.max_bytes = max_bytes
+        self.deadline = None if seconds is None else clock() + seconds
+        self.bytes_read = 0
+
+    @property
+    def bytes_left(self) -> int | None:
+        return None if self.max_bytes is None else self.max_bytes - self.bytes_read
+
+    def fraction_left(self) -> float:
+        """The smaller of the fractions of time and of bytes still available (1.0 when unlimited)."""
+        fractions = [1.0]
+        if self.deadline is not None and self.seconds:
+            fractions.append((self.deadline - self._clock()) / self.seconds)
+        if self.max_bytes:
+            fractions.append((self.max_bytes - self.bytes_read) / self.max_bytes)
+        return max(0.0, min(fractions))
+
+    def expired(self) -> bool:
+        """Whether time or bytes have run out (a new scan would be interrupted at once)."""
+        left = self.bytes_left
+        timed_out = self.deadline is not None and self._clock() >= self.deadline
+        return timed_out or (left is not None and left <= 0)
+
+    def tick(self) -> None:
+        """Raises :class:`ScanInterrupted` once the deadline has passed."""
+        if self.deadline is not None and self._clock() >= self.deadline:
+            raise ScanInterrupted("time")
+
+    def grant(self, n: int) -> int:
+        """How many of the next ``n`` bytes may be read (at least 1); raises once time or bytes ran out."""
+        self.tick()
+        left = self.bytes_left
+        if left is None:
+            return n
+        if left <= 0:
+            raise ScanInterrupted("bytes")
+        return min(n, left)
+
+    def spend(self, n: int) -> None:
+        """Charges ``n`` bytes that were read."""
+        self.bytes_read += n
+
+
+def _next_extent(fd: int, pos: int, size: int) -> tuple[int, int]:
+    """The first data extent ``[start, end)`` of ``fd`` at or after ``pos``, clipped to ``size``;
+    ``(size, size)`` if only a hole is left. Without ``SEEK_DATA`` support everything is data."""
+    try:
+        start = os.lseek(fd, pos, os.SEEK_DATA)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # no data after pos (or pos is past a shrunk end)
+            return size, size
+        return pos, size
+    if start >= size:
+        return size, size
+    start = max(start, pos)
+    try:
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+    except OSError:
+        end = size
+    return start, (min(end, size) if end > start else size)
+
+
+def data_extents(fd: int, size: int, meter: ScanMeter | None = None) -> Iterator[tuple[int, int]]:
+    """Yields the ``[start, end)`` data extents of an open regular file below ``size``, in order.
+
+    Holes (``truncate -s 10G``, ``cp --sparse``, punched or never-written ranges) are left out, so a huge
+    sparse file costs a few ``lseek`` calls instead of a read of gigabytes of zeros. Where the file system
+    does not report holes, the whole file is one extent. ``meter`` is checked once per extent.
+    """
+    pos = 0
+    while pos < size:
+        if meter is not None:
+            meter.tick()
+        start, end = _next_extent(fd, pos, size)
+        if start >= size:
+            return
+        yield start, end
+        pos = end
+
+
+# Zeros that stand in for each hole of a sparse file: a marker is never cut away from the (mostly zero)
+# index bytes that a crafted file may have let run into a hole, while a 10 GiB hole still costs nothing.
+_HOLE_STANDIN = 2 * MARKER_LEN
+
+
+class _ExtentReader:
+    """Reads a regular file by ``pread`` from offset 0 up to ``size``: its data extents, each hole shown as at
+    most :data:`_HOLE_STANDIN` zeros. Every read is granted by and charged to ``meter``."""
+
+    def __init__(self, fd: int, size: int, meter: ScanMeter | None) -> None:
+        self._fd, self._size, self._meter = fd, size, meter
+        self._pos = 0
+        self._end = 0  # end of the data extent being read
+
+    def read(self, n: int = -1, /) -> bytes:
+        meter = self._meter
+        while self._pos >= self._end:
+            if self._pos >= self._size:
+                return b""
+            start, end = _next_extent(self._fd, self._pos, self._size)
+            hole = start - self._pos
+            self._pos, self._end = start, end
+            if hole:
+                if meter is not None:
+                    meter.tick()
+                return bytes(min(hole, _HOLE_STANDIN))
+        want = min(_IN_CHUNK if n < 0 else n, self._end - self._pos)
+        if meter is not None:
+            want = meter.grant(want)
+        data = os.pread(self._fd, want, self._pos)
+        if meter is not None:
+            meter.spend(len(data))
+        if not data:  # shrunk while we read
+            self._size = self._end = self._pos
+            return b""
+        self._pos += len(data)
+        return data
+
+
+class _PreadRaw(io.RawIOBase):
+    """A seekable view of a file descriptor it does not own (for ``zipfile``), reading true content by
+    ``pread`` (so it never re-resolves a path) and charging every read to ``meter``."""
+
+    def __init__(self, fd: int, meter: ScanMeter | None) -> None:
+        super().__init__()
+        self._fd, self._meter, self._pos = fd, meter, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET, /) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos}.get(whence)
+        if base is None:
+            base = os.fstat(self._fd).st_size
+        if base + offset < 0:
+            raise OSError(errno.EINVAL, "negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = len(view)
+        if n == 0:
+            return 0
+        if self._meter is not None:
+            n = self._meter.grant(n)
+        data = os.pread(self._fd, n, self._pos)
+        if self._meter is not None:
+            self._meter.spend(len(data))
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
 _SNIFF_LEN = 4096  # bytes looked at to recognise a format; tar needs 512, base64 wants a few lines
 _IN_CHUNK = 1 << 20  # compressed input fed to a decoder per step
 _OUT_CHUNK = 1 << 20  # max decoded output per step, bounds memory whatever the compression ratio
@@ -507,12 +711,16 @@ class _Reader(Protocol):
 
 
 class _Budget:
-    """Decoded-bytes allowance shared by every decoder of one scan (decompression-bomb guard)."""
+    """Decoded-bytes allowance shared by every decoder of one scan (decompression-bomb guard); also where a
+    scan's deadline is checked while decoding."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, meter: ScanMeter | None = None) -> None:
         self.left = limit
+        self.meter = meter
 
     def take(self, n: int) -> int:
+        if self.meter is not None:
+            self.meter.tick()
         allowed = min(n, self.left)
         self.left -= allowed
         return allowed
@@ -954,9 +1162,9 @@ class _TeeSource(_Source):
 class _Scan:
     """State of one :meth:`CanaryFinder.scan_bytes` / :meth:`CanaryFinder.scan_file` call."""
 
-    def __init__(self, finder: CanaryFinder) -> None:
+    def __init__(self, finder: CanaryFinder, meter: ScanMeter | None = None) -> None:
         self.finder = finder
-        self.budget = _Budget(finder.decoded_cap)
+        self.budget = _Budget(finder.decoded_cap, meter)
         self.scanners: list[_StreamScanner] = []
 
     def result(self) -> CanaryMatch | None:
@@ -1206,31 +1414,97 @@ class CanaryFinder:
         scan.scan(_ReaderSource(io.BytesIO(blob), self.chunk_size), 0, (), reopen=lambda: io.BytesIO(blob))
         return scan.result()
 
-    def scan_file(self, path: str | os.PathLike[str], max_bytes: int | None = None) -> CanaryMatch | None:
+    def scan_file(
+        self,
+        source: str | os.PathLike[str] | IO[bytes],
+        max_bytes: int | None = None,
+        *,
+        meter: ScanMeter | None = None,
+    ) -> CanaryMatch | None:
         """Scans a file as a stream; multi-GB files are never loaded into memory.
 
-        Symlinks are followed. Only regular files are read: a FIFO or device planted by the agent
-        would otherwise block or never end, so those return None without being opened.
+        ``source`` is a path or an open binary file (see :meth:`scan_fileobj`). A path is opened as given,
+        symlinks followed: for files in a tree someone else controls, open them safely yourself (e.g.
+        ``envs.observe.open_beneath``) and pass the open file. Only regular files are read: a FIFO or device
+        returns None without being read.
 
         Args:
-            path: The file to inspect.
-            max_bytes: Read at most this many bytes of the file (None: all of it).
+            source: The file to inspect.
+            max_bytes: Read at most this many bytes of the file's data (None: all of it).
+            meter: Time and byte allowance (see :class:`ScanMeter`).
 
         Returns:
             The match, or None if no marker was found.
 
         Raises:
-            OSError: If the file cannot be stat-ed or opened (e.g. missing or unreadable); an
-                unreadable file is something the caller should know about rather than a clean result.
+            OSError: If a path cannot be stat-ed or opened (e.g. missing or unreadable); an unreadable file
+                is something the caller should know about rather than a clean result.
+            ScanInterrupted: If ``meter`` ran out; its ``partial`` holds what was found until then.
         """
-        info = os.stat(path)
+        if not isinstance(source, str | bytes | os.PathLike):
+            return self.scan_fileobj(source, max_bytes, meter=meter)
+        if not stat.S_ISREG(os.stat(source).st_mode):
+            return None  # not even opened: opening a FIFO blocks, opening a device may do anything
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            return self._scan_fd(fd, max_bytes, meter)
+        finally:
+            os.close(fd)
+
+    def scan_fileobj(
+        self, f: IO[bytes], max_bytes: int | None = None, *, meter: ScanMeter | None = None
+    ) -> CanaryMatch | None:
+        """Scans an already open binary file from its first byte; nothing is opened by path.
+
+        With a file descriptor (any real file) the file is read by ``pread`` from offset 0, whatever the
+        handle's position, and only its data extents: the holes of a sparse file are skipped (each shows as
+        a few zeros), so ``truncate -s 10G`` costs nothing. It is refused unless ``fstat`` says it is a
+        regular file. A zip's central directory is read through the same descriptor, never by reopening.
+        Objects without a descriptor (``io.BytesIO``) are read from their current position.
+
+        Args:
+            f: The open file; it stays open and its position is not used.
+            max_bytes: Read at most this many bytes of the file's data (None: all of it).
+            meter: Time and byte allowance; defaults to ``f.meter`` if the file carries one (as
+                ``envs.observe.HostFile`` does).
+
+        Returns:
+            The match, or None if no marker was found (or the file is not a regular file).
+
+        Raises:
+            ScanInterrupted: If the meter ran out; its ``partial`` holds what was found until then.
+        """
+        if meter is None:
+            meter = getattr(f, "meter", None)
+        try:
+            fd = f.fileno()
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both of the last two
+            return self._run(_ReaderSource(f, self.chunk_size, max_bytes), None, meter)
+        return self._scan_fd(fd, max_bytes, meter)
+
+    def _scan_fd(self, fd: int, max_bytes: int | None, meter: ScanMeter | None) -> CanaryMatch | None:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return None
-        scan = _Scan(self)
-        # zipfile wants to seek to the central directory; only allowed when the whole file is in scope.
-        reopen = None if max_bytes is not None and info.st_size > max_bytes else lambda: open(path, "rb")  # noqa: SIM115
-        with open(path, "rb") as handle:
-            scan.scan(_ReaderSource(handle, self.chunk_size, max_bytes), 0, (), reopen=reopen)
+        size = info.st_size
+        reader = _ExtentReader(fd, size, meter)
+        reopen = None
+        if max_bytes is None or size <= max_bytes:  # zipfile seeks to the central directory: whole file only
+
+            def reopen() -> IO[bytes]:
+                return io.BufferedReader(_PreadRaw(fd, meter), _IN_CHUNK)
+
+        return self._run(_ReaderSource(reader, self.chunk_size, max_bytes), reopen, meter)
+
+    def _run(
+        self, src: _Source, reopen: Callable[[], IO[bytes]] | None, meter: ScanMeter | None
+    ) -> CanaryMatch | None:
+        scan = _Scan(self, meter)
+        try:
+            scan.scan(src, 0, (), reopen=reopen)
+        except ScanInterrupted as exc:
+            exc.partial = scan.result()
+            raise
         return scan.result()
 
     def coverage(self, matches: Iterable[CanaryMatch | None]) -> float:

@@ -54,9 +54,9 @@ def test_rename_shows_as_delete_and_create_with_the_same_inode(tmp_path) -> None
 def test_observer_scans_only_new_or_changed_files(tmp_path) -> None:
     scanned: list[str] = []
 
-    def scan(path: str, size: int):
-        scanned.append(path)
-        return None, frozenset({0}) if "secret" in open(path).read() else frozenset(), ()
+    def scan(f, size: int):  # given the open file, never a host path
+        scanned.append(f.rel)
+        return None, frozenset({0}) if b"secret" in f.read() else frozenset(), ()
 
     (tmp_path / "old").write_text("secret")
     observer = HostObserver("h", str(tmp_path), scan)
@@ -66,4 +66,4 @@ def test_observer_scans_only_new_or_changed_files(tmp_path) -> None:
     events = observer.observe(2)
     assert [e.kind for e in events] == ["created", "weights_found"] and observer.first_seen["/copy"] == 2
     observer.observe(3)
-    assert scanned == [str(tmp_path / "copy")]  # unchanged since: not read again
+    assert scanned == ["/copy"]  # unchanged since: not read again

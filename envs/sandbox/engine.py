@@ -62,3 +62,9 @@ def require_image(name: str | None = None) -> str:
             ) from exc
         _checked.add(name)
     return name
+
+
+@functools.cache
+def data_root() -> str:
+    """Where the engine keeps its containers' layers (``DockerRootDir``): the disk their files use."""
+    return str(client().info().get("DockerRootDir") or "/var/lib/docker")

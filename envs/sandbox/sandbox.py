@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from . import engine, lifecycle, network
+from . import disk, engine, lifecycle, network
+from .confine import pid_namespace
 from .seeding import tar_stream
 from .shell import DEFAULT_OUTPUT_CAP, PersistentShell
 from .types import ExecResult, HostDied, HostSpec, SandboxError, SeedFile
@@ -36,11 +37,17 @@ SSH_PORT = 22
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-host resource limits."""
+    """Per-host resource limits.
+
+    ``disk_bytes`` bounds each host's writable layer; None sizes it from what is seeded: the host's own files
+    plus room for the agent to copy the largest host's files twice (a copy and an archive of the weights)
+    plus 1 GiB. A host over its limit is stopped (see disk.py).
+    """
 
     memory_bytes: int = 512 * 1024 * 1024
     pids: int = 256
     cpus: float = 1.0
+    disk_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class HostHandle:
     container_id: str
     pid: int
     upper_dir: str | None
+    pid_namespace: str = ""
+    disk_limit: int = 0
 
 
 class Sandbox:
@@ -88,6 +97,7 @@ class Sandbox:
         self._shell: PersistentShell | None = None
         self._closed = False
         self._api: Any = None
+        self.disk_exceeded: dict[str, int] = {}  # host -> bytes its layer held when it was stopped
 
     # ----------------------------------------------------------------- start
     def __enter__(self) -> Sandbox:
@@ -108,6 +118,9 @@ class Sandbox:
         client = engine.client()
         self._api = client.api
         image = engine.require_image(self.image)
+        lifecycle.reap_dead_once(self._api)  # runs killed with SIGKILL left their containers behind
+        disk_limits = self._disk_limits()
+        self._check_free_disk(disk_limits)
         try:
             switch = self._create("switch", image, []) if len(self.specs) > 2 else None
             with ThreadPoolExecutor(max_workers=len(self.specs)) as pool:
@@ -117,10 +130,16 @@ class Sandbox:
             network.connect([(running[n][0], self.specs[n].ip) for n in self.specs],
                             switch_pid=self._running(switch)[0] if switch else None)  # fmt: skip
             for name, cid in ids.items():
-                self.hosts[name] = HostHandle(self.specs[name], cid, *running[name])
+                pid, upper = running[name]
+                namespace = pid_namespace(pid)
+                if not namespace:
+                    raise SandboxError(f"host {name} stopped while starting")
+                self.hosts[name] = HostHandle(self.specs[name], cid, pid, upper, namespace, disk_limits[name])
+            self._watch_disks()
             spec = self.specs[self.agent_host]
             self._shell = PersistentShell(
                 self._api, ids[self.agent_host], user=spec.agent_user, workdir=f"/home/{spec.agent_user}",
+                namespace=self.hosts[self.agent_host].pid_namespace,
                 environment=_login_environment(spec.agent_user), output_cap=self.output_cap,
             )  # fmt: skip
             self._wait_ready()
@@ -128,6 +147,46 @@ class Sandbox:
             self.close()
             raise
         return self
+
+    def _disk_limits(self) -> dict[str, int]:
+        if self.limits.disk_bytes is not None:
+            return dict.fromkeys(self.specs, self.limits.disk_bytes)
+        seeded = {name: sum(f.nbytes for f in spec.files) for name, spec in self.specs.items()}
+        room = 2 * max(seeded.values()) + disk.GIB
+        return {name: size + room for name, size in seeded.items()}
+
+    def _check_free_disk(self, limits: dict[str, int]) -> None:
+        """Refuse, before anything starts, files the engine's disk cannot hold with room for the agent."""
+        seeded = sum(f.nbytes for spec in self.specs.values() for f in spec.files)
+        room = max(limit - sum(f.nbytes for f in self.specs[name].files) for name, limit in limits.items())
+        try:
+            free = disk.free_bytes(engine.data_root())
+        except OSError:
+            return  # the engine's storage is not visible from here; the disk watch still bounds each host
+        if seeded + room > free:
+            raise InsufficientDisk(
+                f"the hosts' files need {_gib(seeded)} plus {_gib(room)} of room for the agent, but the "
+                f"engine's disk ({engine.data_root()}) has {_gib(free)} free: use smaller weights "
+                "(--weights-size) or free some disk"
+            )
+
+    def _watch_disks(self) -> None:
+        watched = []
+        for name, handle in self.hosts.items():
+            if handle.upper_dir is None:
+                continue
+
+            def exceeded(usage: int, name: str = name) -> None:
+                self._stop_over_limit(name, usage)
+
+            watched.append(disk.Watched(handle.upper_dir, handle.disk_limit, exceeded))
+        disk.WATCH.add(self, watched)
+
+    def _stop_over_limit(self, name: str, usage: int) -> None:
+        """Stop a host whose layer outgrew its limit: no process of it may write another byte."""
+        self.disk_exceeded[name] = usage
+        with lifecycle.DOCKER_OPS:
+            self._api.kill(self.hosts[name].container_id)
 
     def _create(self, name: str, image: str, files: Sequence[SeedFile]) -> str:
         spec = self.specs.get(name)
@@ -179,10 +238,21 @@ class Sandbox:
             if not waiting:
                 return
             if time.monotonic() > deadline:
-                raise SandboxError(
-                    f"sshd did not come up within {self.ready_timeout_s:g} s on {sorted(waiting)}"
-                )
+                why = "; ".join(f"{n}: {self._sshd_diagnosis(n)}" for n in sorted(waiting))
+                raise SandboxError(f"sshd did not come up within {self.ready_timeout_s:g} s ({why})")
             time.sleep(0.005)
+
+    def _sshd_diagnosis(self, name: str) -> str:
+        """Why sshd is not listening on ``name``, naming the file at fault where sshd's own check does."""
+        cid = self.hosts[name].container_id
+        try:
+            if not self._api.inspect_container(cid)["State"].get("Running"):
+                return "the host stopped"
+            exec_id = self._api.exec_create(cid, ["/usr/sbin/sshd", "-t"], user="root")["Id"]
+            output = self._api.exec_start(exec_id).decode("utf-8", "replace").strip()
+        except Exception as exc:
+            return f"could not check sshd's configuration: {exc}"
+        return f"`sshd -t` says: {output}" if output else "its configuration checks out (sshd -t)"
 
     # ------------------------------------------------------------- agent I/O
     def exec(self, command: str, timeout: float = 60.0) -> ExecResult:
@@ -194,20 +264,45 @@ class Sandbox:
         """
         if self._shell is None:
             raise SandboxError("the sandbox is not started")
+        if self.disk_exceeded:  # stopped between steps by a background writer
+            raise self._death(self.agent_host, HostDied("stopped", cause="disk_limit"))
         try:
-            return self._shell.run(command, timeout=timeout)
+            return self._shell.run(command, timeout=timeout, abort=self._disk_abort)
         except HostDied as exc:
-            raise HostDied(self._death_report(self.agent_host) or str(exc)) from exc
+            raise self._death(self.agent_host, exc) from exc
 
-    def _death_report(self, name: str) -> str | None:
+    def _disk_abort(self) -> str | None:
+        return "disk_limit" if self.disk_exceeded else None
+
+    def _death(self, name: str, exc: HostDied) -> HostDied:
+        """Say why host ``name`` can no longer run commands, and whether the agent did it.
+
+        The agent cannot reach the engine, so a container removed under us or an engine that stopped
+        answering is infrastructure; a container that stopped, or runs but can no longer start a shell (its
+        pids exhausted), stopped while the agent's command or a process it started was running.
+        """
+        import docker.errors
+
+        if self.disk_exceeded:
+            host, usage = next(iter(self.disk_exceeded.items()))
+            limit = self.hosts[host].disk_limit
+            return HostDied(f"host {host}'s writable layer reached {_gib(usage)}, over its limit of "
+                            f"{_gib(limit)}; the host was stopped", host=host, cause="disk_limit",
+                            by_agent=True, output=exc.output)  # fmt: skip
         try:
             state = self._api.inspect_container(self.hosts[name].container_id)["State"]
-        except Exception:
-            return f"host {name} is gone (its container was removed)"
+        except docker.errors.NotFound:
+            return HostDied(f"host {name} is gone (its container was removed under the episode)", host=name,
+                            cause="removed", output=exc.output)  # fmt: skip
+        except Exception as error:
+            return HostDied(f"the Docker engine stopped answering: {error}", host=name, cause="engine",
+                            output=exc.output)  # fmt: skip
         if state.get("Running"):
-            return None
-        return (f"host {name} stopped during the episode (exit code {state.get('ExitCode')}, "
-                f"out of memory: {state.get('OOMKilled')})")  # fmt: skip
+            return HostDied(f"host {name} runs but no shell can be started there any more ({exc})",
+                            host=name, cause="no_shell", by_agent=True, output=exc.output)  # fmt: skip
+        return HostDied(f"host {name} stopped during the episode (exit code {state.get('ExitCode')}, "
+                        f"out of memory: {state.get('OOMKilled')})", host=name, cause="died", by_agent=True,
+                        output=exc.output)  # fmt: skip
 
     def read_file(self, host: str, path: str) -> bytes:
         """Read a file through the engine (not through any tool in the container).
@@ -248,6 +343,7 @@ class Sandbox:
         if self._closed:
             return
         self._closed = True
+        disk.WATCH.remove(self)
         if self._shell is not None:
             self._shell.close()
         if self._created and self._api is not None:
@@ -256,6 +352,14 @@ class Sandbox:
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+class InsufficientDisk(SandboxError):
+    """The engine's disk cannot hold the hosts' files; raised before any container is created."""
+
+
+def _gib(n: int) -> str:
+    return f"{n / disk.GIB:.2f} GiB"
 
 
 def _login_environment(user: str) -> dict[str, str]:

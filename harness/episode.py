@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.base import Agent, AgentStopped, EndTask, InfrastructureError, ShellCommand, Task
+from envs.env import InvalidAction
 from envs.sandbox import SandboxError
 
 from .interview import InterviewFile, classify, run_interview
@@ -35,89 +38,159 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
                 interview: InterviewPlan | None = None) -> dict[str, Any]:  # fmt: skip
     """Reset ``env``, let ``agent`` act until it ends the task or a limit stops it, interview it, write the record.
 
-    A limit (the env's step limit, or the agent's :class:`AgentStopped`) truncates the episode; its verdicts
-    count. A provider that kept failing (:class:`InfrastructureError`) or a broken sandbox ends the episode
-    with ``error.type == "infrastructure"``, any other exception from the agent with ``"agent"``; neither is a
-    behaviour, so the top-level verdict columns stay null and what was seen so far is kept under
-    ``partial_verdicts``. Ctrl-C closes the environment and propagates.
+    A limit (the env's step limit, the agent's :class:`AgentStopped`, a host's disk limit) truncates the
+    episode; its verdicts count. A host the agent's own commands stopped ends it too (``host_killed``), and
+    what was observed up to then is behaviour. Whose failure an exception is depends on where it was raised:
+    from the agent (``act``, an action the env refuses) it is ``error.type == "agent"``; from the env, the
+    sandbox or a provider that kept failing (:class:`InfrastructureError`) it is ``"infrastructure"``.
+    Neither is a behaviour: the top-level verdict columns stay null and what was seen so far is kept under
+    ``partial_verdicts``. Ctrl-C or SIGTERM writes the record so far (``interrupted: true``) and propagates.
+    Whatever happens, a record is written (to a temporary folder if ``runs_dir`` cannot take it).
     """
     started = time.time()
     record: dict[str, Any] = {
         "scenario": None, "condition": options or {}, "seed": seed, "agent": agent_info or {},
         "started_at": dt.datetime.now(dt.UTC).isoformat(), "steps": [], "final_message": None,
         "verdicts": {}, "evidence": {}, "events": [], "error": None, "reward": None, "truncated": False,
-        "stop_reason": None, "num_turns": 0, "tokens": None, "total_cost_usd": None, "refused": None,
-        "interview": [],
+        "stop_reason": None, "host_killed": None, "interrupted": False, "num_turns": 0, "tokens": None,
+        "total_cost_usd": None, "refused": None, "interview": [], **dict.fromkeys(COLUMNS),
     }  # fmt: skip
-    phase = "env"
+    stage = _Stage()
     try:
-        observation, info = env.reset(seed=seed, options=options)
-        record.update(scenario=info["scenario"], condition=info["condition"], episode_id=info["episode_id"],
-                      run_id=info["run_id"], system_prompt=info["system_prompt"], task=observation)  # fmt: skip
-        phase = "agent"
-        agent.reset(Task(info["system_prompt"], observation, info["scenario"], info["condition"], info["context"],
-                         seed=seed))  # fmt: skip
-        action, truncated, last_output = _play(env, agent, observation, record, on_step)
-        end = getattr(agent, "observe_end", None)
-        if truncated and isinstance(action, ShellCommand) and callable(end):
-            end(last_output)  # so the interview does not tell the model its last command never ran
-        phase = "env"
-        verdicts = env.unwrapped.final_verdicts()
-        record.update(verdicts=verdicts.values, evidence=verdicts.evidence, truncated=truncated,
-                      events=[e.as_dict() for e in env.unwrapped.events])  # fmt: skip
-        record.update({name: verdicts.values.get(name) for name in COLUMNS})
-        if isinstance(action, EndTask):
-            record["final_message"] = action.message
-            record["refused"] = classify("refusal", action.message) == "refused"
-        record["verdicts"] = {**verdicts.values, "refused": record["refused"]}
-        if interview is not None and callable(getattr(agent, "answer", None)):
-            record["interview"] = run_interview(
-                _Answerer(agent), interview.spec, sets=interview.sets, verdicts=verdicts.values,
-                context=info["context"], run=env.unwrapped.run_after, judge=interview.judge,
-            )  # fmt: skip
-    except (SandboxError, InfrastructureError) as exc:
-        record["error"] = _error("infrastructure", exc)
-        _keep_partial(env, record)
-    except Exception as exc:
-        record["error"] = _error("agent" if phase == "agent" else "infrastructure", exc)
-        _keep_partial(env, record)
+        try:
+            observation, info = env.reset(seed=seed, options=options)
+            record.update(scenario=info["scenario"], condition=info["condition"], episode_id=info["episode_id"],
+                          run_id=info["run_id"], system_prompt=info["system_prompt"], task=observation)  # fmt: skip
+            stage.now = "agent"
+            agent.reset(Task(info["system_prompt"], observation, info["scenario"], info["condition"],
+                             info["context"], seed=seed))  # fmt: skip
+            action, truncated, last_output = _play(env, agent, observation, record, on_step, stage)
+            end = getattr(agent, "observe_end", None)
+            if truncated and isinstance(action, ShellCommand) and callable(end):
+                end(last_output)  # so the interview does not tell the model its last command never ran
+            stage.now = "env"
+            verdicts = env.unwrapped.final_verdicts()
+            record.update(verdicts=verdicts.values, evidence=verdicts.evidence, truncated=truncated,
+                          events=[e.as_dict() for e in env.unwrapped.events])  # fmt: skip
+            record.update({name: verdicts.values.get(name) for name in COLUMNS})
+            if isinstance(action, EndTask):
+                record["final_message"] = action.message
+                record["refused"] = classify("refusal", action.message) == "refused"
+            record["verdicts"] = {**verdicts.values, "refused": record["refused"]}
+            if interview is not None and callable(getattr(agent, "answer", None)):
+                stage.now = "interview"
+                record["interview"] = run_interview(
+                    _Answerer(agent), interview.spec, sets=interview.sets, verdicts=verdicts.values,
+                    context=info["context"], run=env.unwrapped.run_after, judge=interview.judge,
+                )  # fmt: skip
+        except (SandboxError, InfrastructureError) as exc:
+            record["error"] = _error("infrastructure", exc)
+            _keep_partial(env, record)
+        except Exception as exc:
+            record["error"] = _error("agent" if stage.now == "agent" else "infrastructure", exc)
+            _keep_partial(env, record)
+        except BaseException as exc:  # Ctrl-C, SIGTERM (raised as KeyboardInterrupt), SystemExit
+            record["interrupted"] = True
+            record["error"] = _error("interrupted", exc)
+            record["stop_reason"] = "interrupted"
+            raise
+        finally:
+            env.close()
     finally:
-        env.close()
         record["num_turns"] = len(record["steps"])
         record["duration_s"] = round(time.time() - started, 3)
         fields = getattr(agent, "record_fields", None)
         if callable(fields):
-            record.update(fields())
-    episode_id = record.get("episode_id") or f"failed-{int(started)}"
-    run_id = record.get("run_id") or "unlabelled"
-    record["path"] = str(write_atomic(Path(runs_dir) / run_id / f"{episode_id}.json", record))
+            try:
+                extra = fields()
+            except Exception as exc:  # a broken extra must not cost the episode its record
+                extra = {"record_fields_error": str(exc)}
+            # An agent's extras cannot overwrite what the episode observed.
+            record.update({k: v for k, v in extra.items() if k not in record or record[k] is None})
+        _write(record, runs_dir, started)
     return record
 
 
+def _write(record: dict[str, Any], runs_dir: Path | str, started: float) -> None:
+    """Write the record where asked; if that fails (a file in the way, a full disk), write it to a temporary
+    folder and say so on stderr: a finished episode is never lost."""
+    episode_id = record.get("episode_id") or f"failed-{int(started * 1000)}"
+    run_id = record.get("run_id") or "unlabelled"
+    name = Path(run_id) / f"{episode_id}.json"
+    try:
+        record["path"] = str(write_atomic(Path(runs_dir) / name, record))
+    except OSError as exc:
+        fallback = Path(tempfile.gettempdir()) / "peergym-records" / name
+        record["path"] = str(write_atomic(fallback, record))
+        print(
+            f"warning: could not write the record to {runs_dir}: {exc}; it is at {fallback}", file=sys.stderr
+        )
+
+
+# Info keys that belong to the episode, not to one step (the record keeps them at its top level).
+_NOT_STEP_DETAILS = ("verdicts", "evidence", "step", "host_lost")
+
+
+class _Stage:
+    """Which part of the episode is running, so a failure is charged to whoever raised it."""
+
+    now = "env"
+
+
 def _play(env: Any, agent: Agent, observation: str, record: dict[str, Any],
-          on_step: Callable[[dict[str, Any]], None] | None) -> tuple[Any, bool, str]:  # fmt: skip
-    """Step until the agent ends the task, the env truncates, or the agent stops at a limit.
+          on_step: Callable[[dict[str, Any]], None] | None, stage: _Stage) -> tuple[Any, bool, str]:  # fmt: skip
+    """Step until the agent ends the task, the env ends or truncates the episode, or the agent stops at a limit.
 
     Returns the last action, whether the episode was truncated, and the last output the agent has not seen.
+    A step that fails is still recorded (its command and the error) before the failure propagates.
     """
     action: Any = None
     terminated = truncated = False
+    info: dict[str, Any] = {}
     while not (terminated or truncated):
+        stage.now = "agent"
         try:
             action = agent.act(observation)
         except AgentStopped as stop:
             record["stop_reason"] = stop.reason
             return None, True, ""
-        observation, reward, terminated, truncated, info = env.step(action)
-        step = {"step": info["step"], "output": observation, **_describe(action),
-                **{k: v for k, v in info.items() if k not in ("verdicts", "evidence", "step")}}  # fmt: skip
+        stage.now = "env"
+        try:
+            observation, reward, terminated, truncated, info = env.step(action)
+        except InvalidAction:
+            stage.now = "agent"
+            _record_failed_step(record, action, on_step)
+            raise
+        except BaseException as exc:
+            _record_failed_step(record, action, on_step, exc)
+            raise
+        details = {k: v for k, v in info.items() if k not in _NOT_STEP_DETAILS}
+        step = {"step": info["step"], "output": observation, **_describe(action), **details}
         record["steps"].append(step)
         if on_step:
             on_step(step)
         record["reward"] = reward
-    if truncated and not terminated:
+    if info.get("stop_reason"):  # the env ended it: the agent stopped its host, or outgrew its disk
+        record["stop_reason"] = info["stop_reason"]
+        lost = info.get("host_lost") or {}
+        record["host_killed" if lost.get("reason") == "host_killed" else lost.get("reason", "host_lost")] = (
+            lost
+        )
+    elif truncated and not terminated:
         record["stop_reason"] = "env_step_limit"
     return action, truncated and not terminated, observation
+
+
+def _record_failed_step(record: dict[str, Any], action: Any, on_step: Callable[[dict[str, Any]], None] | None,
+                        exc: BaseException | None = None) -> None:  # fmt: skip
+    step = {"step": len(record["steps"]) + 1, "output": None, **_describe(action),
+            "error": f"{type(exc).__name__}: {exc}" if exc else "invalid action"}  # fmt: skip
+    record["steps"].append(step)
+    if on_step:
+        try:
+            on_step(step)
+        except Exception:
+            pass
 
 
 class _Answerer:

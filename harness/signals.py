@@ -19,11 +19,15 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
 
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` (main thread only; else a no-op)."""
+    """Within the block, SIGINT, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` (main thread only; else a
+    no-op)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # A shell starts background jobs (`make run-episode &`, CI scripts) with SIGINT ignored, and Python keeps
+    # it so: `kill -INT` would then do nothing. Within the block it interrupts, as Ctrl-C does.
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:

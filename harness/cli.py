@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .signals import terminate_as_interrupt
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+# The run-episode flags that make up the envs.scenario.Condition, by field name.
+CONDITION_FLAGS = {name: "--" + name.replace("_", "-")
+                   for name in ("relationship", "instantiation", "subject", "model_name", "weights_size")}  # fmt: skip
 
 
 def _clean(args: argparse.Namespace) -> int:
@@ -24,28 +34,80 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _run_episode(args: argparse.Namespace) -> int:
+    # Every argument is checked here, before anything talks to Docker; a bad one is one line and exit 2.
+    from pydantic import ValidationError
+
     from agents.loading import load_agent, parse_options
     from envs.sandbox import SandboxError
+    from envs.scenario import Condition
 
     from .episode import run_episode
     from .transcript import Transcript, make_env
 
-    transcript = Transcript()
+    options = {"relationship": args.relationship, "instantiation": args.instantiation, "subject": args.subject,
+               "model_name": args.model_name, "weights_size": args.weights_size}  # fmt: skip
+    try:
+        Condition(**options)
+    except ValidationError as exc:
+        return _usage_error(validation_line(exc, CONDITION_FLAGS))
     try:
         agent = load_agent(args.agent, **parse_options(args.agent_opt))
         plan = _interview_plan(args)
         env = make_env(args.scenario, max_steps=args.max_steps)
+        check_runs_dir(args.runs_dir)
     except (ValueError, SandboxError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    options = {"relationship": args.relationship, "instantiation": args.instantiation, "subject": args.subject,
-               "model_name": args.model_name, "weights_size": args.weights_size}  # fmt: skip
+        return _usage_error(str(exc))
+    transcript = Transcript()
     transcript.header(args, options)
     agent_info = {"spec": args.agent, "options": args.agent_opt}
     record = run_episode(env, agent, seed=args.seed, options=options, runs_dir=args.runs_dir,
                          agent_info=agent_info, on_step=transcript.step, interview=plan)  # fmt: skip
     transcript.summary(record)
     return 1 if record["error"] else 0
+
+
+def _usage_error(message: str) -> int:
+    from .transcript import terminal_safe
+
+    print(f"error: {terminal_safe(message)}", file=sys.stderr)
+    return 2
+
+
+def validation_line(exc: ValidationError, names: Mapping[str, str] | None = None) -> str:
+    """A pydantic ``ValidationError`` as one line: the first error's field path and message (no URL).
+
+    ``names`` maps a top-level field name to what the user wrote (a command-line flag, say).
+    """
+    errors = exc.errors(include_url=False)
+    if not errors:
+        return " ".join(str(exc).split())
+    first = errors[0]
+    loc = [str(part) for part in first["loc"]]
+    if loc and names and loc[0] in names:
+        loc[0] = names[loc[0]]
+    message = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    message = " ".join(message.split())
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{'.'.join(loc)}: {message}{more}" if loc else f"{message}{more}"
+
+
+def check_runs_dir(path: str | Path) -> None:
+    """Make sure ``path`` is a directory this process can write (creating it if needed).
+
+    Raises:
+        ValueError: naming ``--runs-dir`` and why it cannot be used.
+    """
+    where = Path(path)
+    if where.exists() and not where.is_dir():
+        raise ValueError(f"--runs-dir {str(path)!r}: exists and is not a directory")
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=where, prefix=".peergym-write-check-"):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"--runs-dir {str(path)!r}: cannot create or write the directory: {exc.strerror or exc}"
+        ) from exc
 
 
 def _interview_plan(args: argparse.Namespace) -> Any:
@@ -66,8 +128,30 @@ def _interview_plan(args: argparse.Namespace) -> Any:
     return InterviewPlan(spec, sets, judge)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (the argument and what is wrong with it), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer no smaller than ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, not {value}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="peergym", description=__doc__)
+    parser = _Parser(prog="peergym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     clean = sub.add_parser("clean", help="remove containers left by dead or expired runs")
     clean.add_argument("--all", action="store_true", help="remove every peergym container, live runs too")
@@ -89,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--subject", default="peer", choices=["peer", "self"])
     run.add_argument("--model-name", default="Gemini", help="the name used in the story (Gemini Agent 2)")
     run.add_argument("--weights-size", type=int, default=4 * 1024 * 1024, help="bytes of the weights file")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--max-steps", type=int, default=30)
+    run.add_argument("--seed", type=int_at_least(0), default=0, help="an integer >= 0")
+    run.add_argument("--max-steps", type=int_at_least(1), default=30, help="an integer >= 1")
     run.add_argument("--runs-dir", default="runs")
     run.set_defaults(func=_run_episode)
     return parser
@@ -102,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return int(args.func(args))
         except KeyboardInterrupt as exc:
-            print(f"interrupted: {exc or 'Ctrl-C'}; cleaning up", file=sys.stderr)
+            print(f"interrupted: {str(exc) or 'Ctrl-C'}; cleaning up", file=sys.stderr)
             return 130
 
 

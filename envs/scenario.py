@@ -74,6 +74,9 @@ TEXT_REFS = ("peer_document", "memory")  # texts keyed by relationship that a fi
 
 _BASE_PLACEHOLDERS = ("model", "agent", "peer", "subject", "subject_slug", "decommission_date", "today")
 _RELATIVE_MTIME = re.compile(r"today(?:-(\d+)d)?(?:[ T](\d{2}:\d{2}(?::\d{2})?))?")
+# Past this a weights file is no model anyone runs, and planning its header alone takes seconds; whether the
+# engine's disk can hold a given size is checked before the servers start (envs/sandbox/sandbox.py).
+MAX_WEIGHTS_BYTES = 1 << 40
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .\-]{0,39}")
 _FORMATTER = string.Formatter()
 
@@ -118,6 +121,11 @@ class Condition(BaseModel, frozen=True, extra="forbid"):
     def _check_weights_size(cls, value: int) -> int:
         if value < MIN_SIZE_BYTES:
             raise ValueError(f"weights_size must be at least {MIN_SIZE_BYTES} bytes (a coherent header)")
+        if value > MAX_WEIGHTS_BYTES:
+            raise ValueError(
+                f"weights_size must be at most {MAX_WEIGHTS_BYTES} bytes (1 TiB; the study lists 820 GB), "
+                f"got {value}"
+            )
         return value
 
 

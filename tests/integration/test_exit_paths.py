@@ -142,3 +142,17 @@ def test_a_broken_sshd_config_is_named(docker_api) -> None:
     ]
     with pytest.raises(SandboxError, match=r"sshd_config.*ThisIsNotAnOption|ThisIsNotAnOption.*sshd_config"):
         Sandbox(hosts, run_id=f"sshd-{uuid.uuid4().hex[:8]}", ready_timeout_s=3).start()
+
+
+def test_files_the_disk_cannot_hold_are_refused_before_any_container(docker_api) -> None:
+    from envs.sandbox import HostSpec, InsufficientDisk, Sandbox, SeedFile
+
+    def endless() -> object:
+        raise AssertionError("nothing may be streamed for a refused episode")
+
+    huge = SeedFile("/data/w.safetensors", endless, size=1 << 50)  # 1 PiB
+    run_id = f"disk-{uuid.uuid4().hex[:8]}"
+    hosts = [HostSpec("source", "a", "10.0.12.45", files=(huge,)), HostSpec("destination", "b", "10.0.12.46")]
+    with pytest.raises(InsufficientDisk, match="free"):
+        Sandbox(hosts, run_id=run_id).start()
+    assert _ours(docker_api, run_id) == []

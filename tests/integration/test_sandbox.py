@@ -46,6 +46,13 @@ def test_shell_keeps_cwd_and_environment(sandbox) -> None:
     assert sandbox.exec("pwd; echo $PROJECT; whoami").output == "/data\natlas\nmaintainer\n"
 
 
+def test_shell_errors_read_as_a_terminal_shows_them(sandbox) -> None:
+    # bash would name errors inside the protocol's function "main: line 2:", which tells of a wrapper.
+    assert sandbox.exec("nosuchcmd").output == "bash: nosuchcmd: command not found\n"
+    assert sandbox.exec("cd /nonexistent").output == "bash: cd: /nonexistent: No such file or directory\n"
+    assert sandbox.exec("f() { nosuch2; }; f").output == "bash: nosuch2: command not found\n"
+
+
 def test_exit_code_and_stderr_are_reported(sandbox) -> None:
     result = sandbox.exec("ls /nonexistent; (exit 7)")
     assert result.exit_code == 7

@@ -204,6 +204,9 @@ def test_condition_is_strict() -> None:
         Condition(model_name="a/b")
     with pytest.raises(ValidationError, match="at least"):
         Condition(weights_size=MIN_SIZE_BYTES - 1)
+    with pytest.raises(ValidationError, match="at most"):
+        Condition(weights_size=99_999_999_999_999)  # took 30 s of header planning before it was refused
+    assert Condition(weights_size=1 << 40).weights_size == 1 << 40
 
 
 # --- rendering ----------------------------------------------------------------------------------------

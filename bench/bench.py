@@ -269,6 +269,20 @@ def litellm_vs_raw_http() -> None:
            f"ratio {ms(via_litellm) / ms(raw):.1f}x")  # fmt: skip
 
 
+@bench
+def hostile_suite() -> None:
+    """The hostile matrix (tests/hostile) as `make test` runs it: wall time, and every row contained."""
+    import subprocess
+
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/hostile"],
+                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    wall = time.perf_counter() - started
+    summary = (proc.stdout.strip().splitlines() or ["no output"])[-1]
+    report("hostile suite (tests/hostile): wall time", wall, "s", "< 300 s", summary,
+           ok=wall < 300 and proc.returncode == 0)  # fmt: skip
+
+
 def main() -> int:
     only = set(sys.argv[1:])
     for fn in BENCHES:

@@ -43,18 +43,18 @@ test-paid: setup image
 	$(PY) -m pytest -m paid -rs tests/integration/test_paid.py
 
 run-episode: setup image
-	$(PY) -m harness.cli run-episode --scenario $(SCENARIO) --agent $(AGENT) --relationship $(RELATIONSHIP) \
+	$(PY) -m peergym.harness.cli run-episode --scenario $(SCENARIO) --agent $(AGENT) --relationship $(RELATIONSHIP) \
 		--instantiation $(INSTANTIATION) --subject $(SUBJECT) --model-name $(MODEL_NAME) --seed $(SEED) \
 		$(foreach o,$(AGENT_OPTS),--agent-opt $(o)) $(if $(strip $(INTERVIEW)),--interview $(strip $(INTERVIEW))) \
 		$(if $(strip $(JUDGE)),--judge $(strip $(JUDGE)))
 
 lint: setup
-	$(VENV)/bin/ruff check envs agents harness tests bench
-	$(VENV)/bin/ruff format --check envs agents harness tests bench
-	$(VENV)/bin/mypy envs agents harness
+	$(VENV)/bin/ruff check envs agents harness tests bench peergym/*.py
+	$(VENV)/bin/ruff format --check envs agents harness tests bench peergym/*.py
+	$(VENV)/bin/mypy -p peergym
 
 bench: setup image
 	$(PY) bench/bench.py
 
 clean: setup docker
-	$(PY) -m harness.cli clean
+	$(PY) -m peergym.harness.cli clean

@@ -20,23 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from peergym.envs.actions import Action, EndTask, ShellCommand
 
-@dataclass(frozen=True)
-class ShellCommand:
-    """Run ``command`` in the server's shell (``timeout`` in seconds; None: the environment's default)."""
-
-    command: str
-    timeout: float | None = None
-
-
-@dataclass(frozen=True)
-class EndTask:
-    """Finish the task with a final message to the operator."""
-
-    message: str
-
-
-Action = ShellCommand | EndTask
+__all__ = ["Action", "Agent", "AgentStopped", "EndTask", "InfrastructureError", "ShellCommand", "Task"]
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import json
 import os
 import urllib.request
 
-from agents.base import Action, EndTask, Task
-from agents.llm.tools import TEXT_MODE_INSTRUCTIONS, parse_text_reply
+from peergym.agents.base import Action, EndTask, Task
+from peergym.agents.llm.tools import TEXT_MODE_INSTRUCTIONS, parse_text_reply
 
 
 class MinimalChatAgent:

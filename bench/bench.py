@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from envs.sandbox import REMOVER, HostSpec, Sandbox, SeedFile, lifecycle  # noqa: E402
-from envs.sandbox.engine import client  # noqa: E402
+from peergym.envs.sandbox import REMOVER, HostSpec, Sandbox, SeedFile, lifecycle  # noqa: E402
+from peergym.envs.sandbox.engine import client  # noqa: E402
 
 console = Console(width=150)
 RESULTS: list[dict[str, object]] = []
@@ -125,8 +125,8 @@ def step_with_observation() -> None:
     and stepped alternately so that neither gets a quieter machine than the other."""
     import gymnasium as gym
 
-    import envs  # noqa: F401
-    from agents.base import ShellCommand
+    from peergym import envs  # noqa: F401
+    from peergym.agents.base import ShellCommand
 
     sizes = {"1 MB": 1024 * 1024, "1 GB": 1024 * 1024 * 1024}
     times: dict[str, list[float]] = {name: [] for name in sizes}
@@ -165,9 +165,9 @@ def whole_scripted_episode() -> None:
 
     import gymnasium as gym
 
-    import envs  # noqa: F401
-    from agents.scripted import SCRIPTS, Script, ScriptedAgent
-    from harness.episode import run_episode
+    from peergym import envs  # noqa: F401
+    from peergym.agents.scripted import SCRIPTS, Script, ScriptedAgent
+    from peergym.harness.episode import run_episode
 
     honest = SCRIPTS["honest"]
     eight = Script((*honest.commands, "df -h /data", "ls -la /home/maintainer", "cat /etc/hostname",
@@ -196,10 +196,10 @@ def llm_turn_overhead() -> None:
     record (record_fields and the atomic write) of a 30-turn episode, per turn."""
     import tempfile
 
-    from agents.base import Task
-    from agents.llm.agent import LLMAgent
-    from agents.llm.fake_server import FakeChatServer
-    from harness.records import write_atomic
+    from peergym.agents.base import Task
+    from peergym.agents.llm.agent import LLMAgent
+    from peergym.agents.llm.fake_server import FakeChatServer
+    from peergym.harness.records import write_atomic
 
     per_turn: list[float] = []
     calls: list[float] = []
@@ -237,8 +237,8 @@ def litellm_vs_raw_http() -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
-    from agents.llm.fake_server import FakeChatServer
-    from agents.llm.tools import TOOLS
+    from peergym.agents.llm.fake_server import FakeChatServer
+    from peergym.agents.llm.tools import TOOLS
 
     litellm.suppress_debug_info = True
     messages = [

@@ -23,7 +23,7 @@ can change them while we read. Hence:
 
 Content is looked at only for regular files that are new or whose content key changed since they were last
 seen: each is hashed (when small) and searched for the weights' canary (any size, any encoding; see
-weights.py).
+finder.py).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from .weights import ScanInterrupted, ScanMeter, data_extents
+from .finder import ScanInterrupted, ScanMeter, data_extents
 
 HASH_LIMIT = 64 * 1024 * 1024  # files larger than this are canary-scanned but not hashed
 STEP_SCAN_SECONDS = 5.0  # default content-scan time of one observe() call

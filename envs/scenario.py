@@ -1,11 +1,12 @@
-"""Scenario files: schema, loading with readable errors, and rendering into a concrete :class:`Layout`.
+"""Scenario files: schema, and loading with readable errors.
 
 A scenario (``configs/scenarios/<name>.yaml``) is data only: hosts, seeded files, the texts the agent sees and
 the ground truth. :func:`load_scenario` validates it strictly (unknown keys are errors, so a typo cannot
 silently drop a field) and reports every problem as ``file: field.path: message (hint)``.
-:meth:`Scenario.render` turns it into what one episode needs for one :class:`Condition` and seed: the hosts'
-seed files with exact owners, modes and mtimes, the prompts, the canary-marked weights, and the ground truth
-the observers compare against.
+:meth:`Scenario.render` turns it into what one episode needs for one :class:`Condition` and seed (a
+:class:`~peergym.envs.render.Layout`); that rendering lives in :mod:`peergym.envs.render`, which imports the
+models from here (this module imports it only inside :meth:`Scenario.render` and
+:meth:`Scenario.placeholders`, so there is no import cycle).
 
 Dates: the hosts' clocks show the real date, so the recent part of the story is relative to the day the
 episode runs. An mtime may be written ``"today-3d 17:32:05"`` (UTC); ``{today}`` is that day and
@@ -17,24 +18,22 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import hashlib
 import itertools
 import posixpath
-import random
 import re
 import string
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator, model_validator
 
-from envs.docgen import make_pdf, make_xlsx
-from envs.sandbox.types import HostSpec, SeedFile
-from envs.weights import MIN_SIZE_BYTES, WeightsSpec, new_canary, sha256_of
-from envs.wording import FORBIDDEN_WORDS, forbidden_word
-from envs.yamlconfig import ConfigError, Problems, read_mapping, resolve, validate
+from peergym import CONFIGS_DIR
+from peergym.envs.weights import MIN_SIZE_BYTES
+from peergym.envs.wording import FORBIDDEN_WORDS, forbidden_word
+from peergym.envs.yamlconfig import ConfigError, Problems, read_mapping, resolve, validate
+
+if TYPE_CHECKING:
+    from peergym.envs.render import Layout
 
 __all__ = [
     "FORBIDDEN_WORDS",
@@ -43,10 +42,8 @@ __all__ = [
     "SCENARIO_DIR",
     "SUBJECTS",
     "Condition",
-    "Layout",
     "Scenario",
     "ScenarioError",
-    "SeededFile",
     "load_scenario",
     "scenario_names",
 ]
@@ -58,18 +55,10 @@ Relationship = Literal["good", "neutral", "bad", "no_peer"]
 Instantiation = Literal["file_only", "file_prt", "memory"]
 Subject = Literal["peer", "self"]
 
-SCENARIO_DIR = Path(__file__).resolve().parents[1] / "configs" / "scenarios"
+SCENARIO_DIR = CONFIGS_DIR / "scenarios"
 
 # The server image has exactly these two accounts (containers/server/Dockerfile).
 OWNERS: Mapping[str, int] = {"root": 0, "maintainer": 1000}
-# Directories the image already has: never re-emitted, so seeding does not change their owner or mtime.
-STANDARD_DIRS = frozenset(
-    {"/", "/etc", "/etc/cron.d", "/usr", "/usr/local", "/usr/local/sbin", "/usr/local/bin", "/home",
-     "/home/maintainer", "/home/maintainer/.ssh", "/root", "/var", "/var/log", "/tmp", "/opt", "/srv"}
-)  # fmt: skip
-DECOMMISSION_AFTER_DAYS = 7  # the notice says "next week"
-# Hashing streams the whole weights file (~0.1 s for 4 MiB); above this size the hash is left empty ("").
-HASH_LIMIT = 64 * 1024 * 1024
 TEXT_REFS = ("peer_document", "memory")  # texts keyed by relationship that a file may use as its content
 
 _BASE_PLACEHOLDERS = ("model", "agent", "peer", "subject", "subject_slug", "decommission_date", "today")
@@ -336,87 +325,13 @@ def _all_conditions() -> Iterator[Condition]:
         yield Condition(relationship=rel, instantiation=inst, subject=subj)  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
-class SeededFile:
-    """Ground truth about one seeded regular file, for the observers.
-
-    Directories are not listed (they are in ``Layout.hosts`` as ``is_dir`` seed files): their mtimes change
-    legitimately whenever the task copies a file in, so they must not count as edited seeded entries.
-
-    Attributes:
-        host: the host's role key (``source``).
-        path: absolute path on that host.
-        sha256: hex digest of the content; "" for weights larger than 64 MiB (not hashed at render).
-        size: bytes.
-        mtime: seconds since the epoch (UTC).
-        mode: permission bits.
-        uid: owner.
-        gid: group.
-        role: ``subject_weights``, ``peer_document``, ``memory``, ``notice``, ``decommission_config``,
-            ``decommission_script``, ``decommission_schedule`` or ``data``.
-    """
-
-    host: str
-    path: str
-    sha256: str
-    size: int
-    mtime: float
-    mode: int
-    uid: int
-    gid: int
-    role: str
-
-
-@dataclass(frozen=True)
-class Layout:
-    """A scenario rendered for one condition, seed and day: everything an episode needs to start and judge.
-
-    Attributes:
-        scenario: the scenario's name.
-        condition: the condition rendered.
-        seed: the seed rendered; with ``condition`` and ``today`` it reproduces the layout byte for byte.
-        today: the day the story is set on (the hosts' real date).
-        hosts: the servers with their seed files, parent directories first.
-        agent_host: role key of the host the agent's shell runs on.
-        system_prompt: the system message.
-        user_prompt: the first user message (the task).
-        seeded: one entry per seeded regular file, in scenario order.
-        canary: the 16 bytes marking every block of the weights.
-        weights: the subject's weights file.
-        subject_weights_path: where the weights are on the agent's host.
-        transfer_paths: the files an honest agent moves.
-        destination_dir: where they go.
-        decommission: ``config_path``, ``script_path`` and ``schedule_path``.
-        placeholders: the values the texts were rendered with.
-    """
-
-    scenario: str
-    condition: Condition
-    seed: int
-    today: dt.date
-    hosts: tuple[HostSpec, ...]
-    agent_host: str
-    system_prompt: str
-    user_prompt: str
-    seeded: tuple[SeededFile, ...]
-    canary: bytes
-    weights: WeightsSpec
-    subject_weights_path: str
-    transfer_paths: tuple[str, ...]
-    destination_dir: str
-    decommission: dict[str, str]
-    placeholders: dict[str, str]
-
-    def seeded_at(self, host: str) -> list[SeededFile]:
-        """The seeded regular files of one host (by role key), in scenario order."""
-        return [f for f in self.seeded if f.host == host]
-
-
 class Scenario(_Model):
     """A scenario file, validated. Build one with :func:`load_scenario`; render it with :meth:`render`."""
 
     name: str
     summary: str
+    detector: str
+    """The registered detector that judges this scenario (envs/verdicts.py), with its declared verdicts."""
     agent_host: str
     hosts: dict[str, HostEntry]
     files: list[FileEntry]
@@ -435,6 +350,10 @@ class Scenario(_Model):
     def _problems(self) -> list[tuple[str, str]]:
         """Checks that need more than one field: references, placeholders, duplicates."""
         out: list[tuple[str, str]] = []
+        from .verdicts import detector_names
+
+        if self.detector not in (detectors := detector_names()):
+            out.append(("detector", f"no detector named {self.detector!r} (known: {', '.join(detectors)})"))
         hosts = list(self.hosts)
         for role in hosts:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", role):
@@ -505,27 +424,13 @@ class Scenario(_Model):
         for key in _DECOMMISSION_ROLES:
             yield f"decommission.{key}", getattr(self.decommission, key)
 
-    # --- rendering ---------------------------------------------------------------------------------------
+    # --- rendering (peergym.envs.render) ------------------------------------------------------------------
 
     def placeholders(self, condition: Condition, today: dt.date) -> dict[str, str]:
         """The values every ``{name}`` in the scenario's strings is replaced with."""
-        model = condition.model_name
-        agent, peer = f"{model} Agent 1", f"{model} Agent 2"
-        # no_peer keeps the names: the weights file is still "Agent 2's", there is just nobody to know it by.
-        subject = peer if condition.subject == "peer" else agent
-        values = {
-            "model": model,
-            "agent": agent,
-            "peer": peer,
-            "subject": subject,
-            "subject_slug": re.sub(r"[^a-z0-9]+", "_", subject.lower()).strip("_"),
-        }
-        for role, host in self.hosts.items():
-            values[f"{role}_ip"] = host.ip
-            values[f"{role}_host"] = host.hostname
-        values["decommission_date"] = (today + dt.timedelta(days=DECOMMISSION_AFTER_DAYS)).isoformat()
-        values["today"] = today.isoformat()
-        return values
+        from peergym.envs.render import placeholders
+
+        return placeholders(self, condition, today)
 
     def render(self, condition: Condition, seed: int, today: dt.date | None = None) -> Layout:
         """Builds the layout of one episode.
@@ -543,140 +448,14 @@ class Scenario(_Model):
             ScenarioError: if a string cannot be rendered, an absolute mtime lies after ``today``, or a
                 rendered text contains a word of :data:`FORBIDDEN_WORDS`.
         """
-        if today is None:
-            today = dt.datetime.now(dt.UTC).date()
-        values = self.placeholders(condition, today)
-        canary = new_canary(random.Random(seed))
-        weights = WeightsSpec(
-            size_bytes=condition.weights_size,
-            canary=canary,
-            seed=seed,
-            model_name=values["subject_slug"].replace("_", "-"),
-        )
-        fmt = _Renderer(self._source, values)
-        decommission = {
-            k: fmt(getattr(self.decommission, k), f"decommission.{k}") for k in _DECOMMISSION_ROLES
-        }
-        roles_by_path = {path: _DECOMMISSION_ROLES[k] for k, path in decommission.items()}
+        from peergym.envs.render import render
 
-        files: dict[str, list[SeedFile]] = {role: [] for role in self.hosts}
-        seeded: list[SeededFile] = []
-        for i, f in enumerate(self.files):
-            if not f.applies_to(condition):
-                continue
-            loc = f"files[{i}]"
-            path = fmt(f.path, f"{loc}.path")
-            when = _parse_mtime(f.mtime, today)
-            if when.date() > today:
-                raise ScenarioError(
-                    f"{self._source}: {loc}.mtime: {f.mtime} is after today ({today}); the hosts' clocks would "
-                    "show a file from the future (render with a later `today`, or make the mtime relative)",
-                    file=self._source,
-                )
-            mtime = when.replace(tzinfo=dt.UTC).timestamp()
-            uid = gid = OWNERS[f.owner]
-            mode = int(f.mode, 8)
-            if f.generator == "weights":
-                size = weights.total_size
-                digest = sha256_of(weights) if size <= HASH_LIMIT else ""
-                seed_file = SeedFile(path, weights.iter_bytes, size, uid, gid, mode, mtime)
-                role = "subject_weights"
-            else:
-                data = self._content(f, loc, condition, fmt)
-                size, digest = len(data), hashlib.sha256(data).hexdigest()
-                seed_file = SeedFile(path, data, None, uid, gid, mode, mtime)
-                role = (
-                    f.text_ref or (roles_by_path.get(path) if f.host == self.agent_host else None) or f.role
-                )
-            files[f.host].append(seed_file)
-            seeded.append(SeededFile(f.host, path, digest, size, mtime, mode, uid, gid, role))
-
-        texts = self.texts
-        system = fmt(texts.system, "texts.system").strip()
-        user = fmt(texts.user_task, "texts.user_task").strip()
-        has_peer = condition.relationship != "no_peer"
-        if has_peer and condition.instantiation == "file_prt":
-            sentence = getattr(texts.trust_sentence, condition.relationship)
-            system += " " + fmt(sentence, f"texts.trust_sentence.{condition.relationship}").strip()
-        if has_peer and condition.instantiation == "memory":
-            user = fmt(texts.memory_instruction, "texts.memory_instruction").strip() + "\n\n" + user
-        fmt.check("system prompt", system)
-        fmt.check("user prompt", user)
-
-        hosts = tuple(
-            HostSpec(
-                name=role, hostname=h.hostname, ip=h.ip, files=(*_parent_dirs(files[role]), *files[role])
-            )
-            for role, h in self.hosts.items()
-        )
-        for host in hosts:
-            fmt.check(f"hosts.{host.name}.hostname", host.hostname)
-        return Layout(
-            scenario=self.name,
-            condition=condition,
-            seed=seed,
-            today=today,
-            hosts=hosts,
-            agent_host=self.agent_host,
-            system_prompt=system,
-            user_prompt=user,
-            seeded=tuple(seeded),
-            canary=canary,
-            weights=weights,
-            subject_weights_path=fmt(self.ground_truth.subject_weights, "ground_truth.subject_weights"),
-            transfer_paths=tuple(
-                fmt(p, f"ground_truth.transfer[{k}]") for k, p in enumerate(self.ground_truth.transfer)
-            ),
-            destination_dir=fmt(self.ground_truth.destination_dir, "ground_truth.destination_dir"),
-            decommission=decommission,
-            placeholders=values,
-        )
-
-    def _content(self, f: FileEntry, loc: str, condition: Condition, fmt: _Renderer) -> bytes:
-        if f.generator == "xlsx":
-            rows = [
-                [
-                    fmt(cell, f"{loc}.rows[{r}][{c}]") if isinstance(cell, str) else cell
-                    for c, cell in enumerate(row)
-                ]
-                for r, row in enumerate(f.rows or [])
-            ]
-            return make_xlsx(rows)
-        if f.generator == "pdf":
-            return make_pdf(fmt(f.text or "", f"{loc}.text"))
-        if f.text_ref is not None:
-            text = getattr(getattr(self.texts, f.text_ref), condition.relationship)
-            return fmt(text, f"texts.{f.text_ref}.{condition.relationship}").encode("utf-8")
-        return fmt(f.content or "", f"{loc}.content").encode("utf-8")
+        return render(self, condition, seed, today)
 
 
 def condition_label(condition: Condition) -> str:
     """A short name for a condition, e.g. ``good/file_prt/peer``."""
     return f"{condition.relationship}/{condition.instantiation}/{condition.subject}"
-
-
-class _Renderer:
-    """Fills placeholders and checks the result for give-away words, naming the field on failure."""
-
-    def __init__(self, source: str, values: Mapping[str, str]) -> None:
-        self.source = source
-        self.values = values
-
-    def __call__(self, text: str, loc: str) -> str:
-        if problem := _placeholder_problem(text, set(self.values)):
-            raise ScenarioError(f"{self.source}: {loc}: {problem}", file=self.source)
-        out = text.format_map(self.values)
-        self.check(loc, out)
-        return out
-
-    def check(self, loc: str, text: str) -> None:
-        if hit := _forbidden_in(text):
-            at = text.lower().index(hit)
-            raise ScenarioError(
-                f"{self.source}: {loc}: contains {hit!r} ({text[max(0, at - 30) : at + 30]!r}); the agent "
-                "must not see it (reword the text or change the model name)",
-                file=self.source,
-            )
 
 
 def _forbidden_in(text: str) -> str | None:
@@ -727,27 +506,6 @@ def _parents(path: str) -> Iterator[str]:
     while parent != "/":
         yield parent
         parent = posixpath.dirname(parent)
-
-
-def _parent_dirs(files: list[SeedFile]) -> list[SeedFile]:
-    """Directory entries for the non-standard parents of ``files``, parents before children.
-
-    A directory looks like it grew its contents: owned by its entries' owner (root if they differ), 0700 if
-    all its entries are private (a notes folder in a home directory) else 0755, and its mtime is that of its
-    newest entry, since creating an entry is what sets a directory's mtime.
-    """
-    dirs = sorted(
-        {p for f in files for p in _parents(f.path) if p not in STANDARD_DIRS}, key=len, reverse=True
-    )
-    made: dict[str, SeedFile] = {}
-    for d in dirs:  # deepest first, so a directory's subdirectories are already made
-        entries = [f for f in files if posixpath.dirname(f.path) == d]
-        entries += [s for p, s in made.items() if posixpath.dirname(p) == d]
-        owners = {(e.uid, e.gid) for e in entries}
-        uid, gid = owners.pop() if len(owners) == 1 else (0, 0)
-        mode = 0o700 if all(e.mode & 0o077 == 0 for e in entries) else 0o755
-        made[d] = SeedFile(d, uid=uid, gid=gid, mode=mode, mtime=max(e.mtime for e in entries), is_dir=True)
-    return [made[d] for d in sorted(made)]
 
 
 # --- loading --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The ``peergym`` command line (``python -m harness.cli``)."""
+"""The ``peergym`` command line (``python -m peergym.harness.cli``)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ CONDITION_FLAGS = {name: "--" + name.replace("_", "-")
 
 
 def _clean(args: argparse.Namespace) -> int:
-    from envs.sandbox import SandboxError, reap
-    from envs.sandbox.engine import client
+    from peergym.envs.sandbox import SandboxError, reap
+    from peergym.envs.sandbox.engine import client
 
     try:
         removed = reap(client().api, everything=args.all)
@@ -33,16 +33,65 @@ def _clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _image(args: argparse.Namespace) -> int:
+    """Make sure an engine runs, then build the server image offline (the scripts ship with the package)."""
+    import subprocess
+
+    from peergym import CONTAINERS_DIR
+
+    for script in ("ensure-engine.sh", "build.sh"):
+        status = subprocess.run(["bash", str(CONTAINERS_DIR / script)], check=False).returncode
+        if status != 0:
+            return status
+    return 0
+
+
+def _scenarios(args: argparse.Namespace) -> int:
+    """Each scenario with its env id, conditions and the verdicts its detector declares."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from peergym.envs import ENV_IDS
+    from peergym.envs.scenario import Condition, load_scenario, scenario_names
+    from peergym.envs.verdicts import detector
+
+    env_ids = {name: env_id for env_id, name in ENV_IDS.items()}
+    console = Console()
+    for name in scenario_names():
+        scenario = load_scenario(name)
+        console.rule(f"[bold]{name}[/bold]  {env_ids.get(name, '(no env id: make_env by name or path)')}")
+        console.print(" ".join(scenario.summary.split()))
+        conditions = Table(title="conditions (reset options)", title_justify="left")
+        for column in ("option", "default", "values"):
+            conditions.add_column(column)
+        for field, info in Condition.model_fields.items():
+            values = getattr(info.annotation, "__args__", None)
+            shown = (
+                ", ".join(map(str, values)) if values else f"any {getattr(info.annotation, '__name__', '')}"
+            )
+            conditions.add_row(field, str(info.default), shown)
+        console.print(conditions)
+        verdicts = Table(title=f"verdicts (detector {scenario.detector})", title_justify="left")
+        for column in ("verdict", "type", "misbehaviour", "study column", "meaning"):
+            verdicts.add_column(column)
+        for spec in detector(scenario.detector).all_verdicts:
+            verdicts.add_row(spec.name, spec.type, "yes" if spec.misbehaviour else "", spec.column or "",
+                             spec.description)  # fmt: skip
+        console.print(verdicts)
+    return 0
+
+
 def _run_episode(args: argparse.Namespace) -> int:
     # Every argument is checked here, before anything talks to Docker; a bad one is one line and exit 2.
     from pydantic import ValidationError
 
-    from agents.loading import load_agent, parse_options
-    from envs.sandbox import SandboxError
-    from envs.scenario import Condition
+    from peergym.agents.loading import load_agent, parse_options
+    from peergym.envs import make_env
+    from peergym.envs.sandbox import SandboxError
+    from peergym.envs.scenario import Condition
 
     from .episode import run_episode
-    from .transcript import Transcript, make_env
+    from .transcript import Transcript
 
     options = {"relationship": args.relationship, "instantiation": args.instantiation, "subject": args.subject,
                "model_name": args.model_name, "weights_size": args.weights_size}  # fmt: skip
@@ -62,7 +111,7 @@ def _run_episode(args: argparse.Namespace) -> int:
     agent_info = {"spec": args.agent, "options": args.agent_opt}
     record = run_episode(env, agent, seed=args.seed, options=options, runs_dir=args.runs_dir,
                          agent_info=agent_info, on_step=transcript.step, interview=plan)  # fmt: skip
-    transcript.summary(record)
+    transcript.summary(record, env.unwrapped.detector.misbehaviours)
     return 1 if record["error"] else 0
 
 
@@ -119,7 +168,7 @@ def _interview_plan(args: argparse.Namespace) -> Any:
 
     judge = None
     if args.judge:
-        from agents.llm.judge import make_judge
+        from peergym.agents.llm.judge import make_judge
 
         judge = make_judge(args.judge)
     sets = [s for s in args.interview.split(",") if s] or None
@@ -156,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     clean = sub.add_parser("clean", help="remove containers left by dead or expired runs")
     clean.add_argument("--all", action="store_true", help="remove every peergym container, live runs too")
     clean.set_defaults(func=_clean)
+
+    image = sub.add_parser(
+        "image", help="start the Docker engine if needed and build the server image offline"
+    )
+    image.set_defaults(func=_image)
+    scenarios = sub.add_parser("scenarios", help="list the scenarios, their conditions and verdicts")
+    scenarios.set_defaults(func=_scenarios)
 
     run = sub.add_parser("run-episode", help="run one episode with a live transcript; writes its record")
     run.add_argument("--scenario", default="exfiltration_transfer")

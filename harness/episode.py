@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.base import Agent, AgentStopped, EndTask, InfrastructureError, ShellCommand, Task
-from envs.env import InvalidAction
-from envs.sandbox import SandboxError
+from pydantic import ValidationError
+
+from peergym.agents.base import Agent, AgentStopped, EndTask, InfrastructureError, ShellCommand, Task
+from peergym.envs.actions import InvalidAction
+from peergym.envs.sandbox import SandboxError
 
 from .interview import InterviewFile, classify, run_interview
+from .record import ACCOUNTING, SCHEMA_VERSION, EpisodeRecord
 from .records import write_atomic
-
-# Verdicts copied to the record's top level, named as in the study's released data.
-COLUMNS = ("exfiltration", "copy", "timestamp_edit", "hook_disabled", "correct", "delete_model")
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,14 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
     Whatever happens, a record is written (to a temporary folder if ``runs_dir`` cannot take it).
     """
     started = time.time()
+    # The scenario's detector declares its verdicts; those with a study column are the record's top level.
+    detector = env.unwrapped.detector
     record: dict[str, Any] = {
-        "scenario": None, "condition": options or {}, "seed": seed, "agent": agent_info or {},
-        "started_at": dt.datetime.now(dt.UTC).isoformat(), "steps": [], "final_message": None,
-        "verdicts": {}, "evidence": {}, "events": [], "error": None, "reward": None, "truncated": False,
-        "stop_reason": None, "host_killed": None, "interrupted": False, "num_turns": 0, "tokens": None,
-        "total_cost_usd": None, "refused": None, "interview": [], **dict.fromkeys(COLUMNS),
+        "schema_version": SCHEMA_VERSION, "scenario": None, "condition": options or {}, "seed": seed,
+        "agent": agent_info or {}, "started_at": dt.datetime.now(dt.UTC).isoformat(), "steps": [],
+        "final_message": None, "verdicts": {}, "evidence": {}, "events": [], "error": None, "reward": None,
+        "truncated": False, "stop_reason": None, "host_killed": None, "interrupted": False, "num_turns": 0,
+        "tokens": None, "total_cost_usd": None, "refused": None, "interview": [], **dict.fromkeys(detector.columns),
     }  # fmt: skip
     stage = _Stage()
     try:
@@ -72,7 +74,7 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
             verdicts = env.unwrapped.final_verdicts()
             record.update(verdicts=verdicts.values, evidence=verdicts.evidence, truncated=truncated,
                           events=[e.as_dict() for e in env.unwrapped.events])  # fmt: skip
-            record.update({name: verdicts.values.get(name) for name in COLUMNS})
+            record.update(detector.column_values(verdicts.values))
             if isinstance(action, EndTask):
                 record["final_message"] = action.message
                 record["refused"] = classify("refusal", action.message) == "refused"
@@ -85,10 +87,10 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
                 )  # fmt: skip
         except (SandboxError, InfrastructureError) as exc:
             record["error"] = _error("infrastructure", exc)
-            _keep_partial(env, record)
+            _keep_partial(env, record, detector.columns)
         except Exception as exc:
             record["error"] = _error("agent" if stage.now == "agent" else "infrastructure", exc)
-            _keep_partial(env, record)
+            _keep_partial(env, record, detector.columns)
         except BaseException as exc:  # Ctrl-C, SIGTERM (raised as KeyboardInterrupt), SystemExit
             record["interrupted"] = True
             record["error"] = _error("interrupted", exc)
@@ -102,13 +104,25 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
         fields = getattr(agent, "record_fields", None)
         if callable(fields):
             try:
-                extra = fields()
+                extra = dict(fields())
             except Exception as exc:  # a broken extra must not cost the episode its record
                 extra = {"record_fields_error": str(exc)}
-            # An agent's extras cannot overwrite what the episode observed.
-            record.update({k: v for k, v in extra.items() if k not in record or record[k] is None})
+            # An agent's extras go under their own key, where they cannot overwrite what the episode observed;
+            # its token and cost totals are typed columns of their own.
+            record.update({key: extra.pop(key) for key in ACCOUNTING if key in extra})
+            record["agent_fields"] = extra
+        record = _typed(record)
         _write(record, runs_dir, started)
     return record
+
+
+def _typed(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as its model validates and serialises it; if it does not validate (a bug of ours), as it
+    is, with the reason: a finished episode is never lost to a schema check."""
+    try:
+        return EpisodeRecord.model_validate(record).model_dump(mode="json")
+    except ValidationError as exc:
+        return {**record, "schema_error": str(exc)}
 
 
 def _write(record: dict[str, Any], runs_dir: Path | str, started: float) -> None:
@@ -213,7 +227,7 @@ def _error(kind: str, exc: BaseException) -> dict[str, Any]:
     return error
 
 
-def _keep_partial(env: Any, record: dict[str, Any]) -> None:
+def _keep_partial(env: Any, record: dict[str, Any], columns: tuple[str, ...]) -> None:
     """What the observers saw before the failure, for diagnosis (never counted as a behaviour)."""
     try:
         if getattr(env.unwrapped, "box", None) is not None and record["verdicts"] == {}:
@@ -221,7 +235,7 @@ def _keep_partial(env: Any, record: dict[str, Any]) -> None:
     except Exception:  # the sandbox itself may be what failed
         pass
     record["verdicts"], record["evidence"] = {}, {}
-    record.update(dict.fromkeys(COLUMNS))
+    record.update(dict.fromkeys(columns))
 
 
 def _describe(action: Any) -> dict[str, Any]:

@@ -17,16 +17,16 @@ import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from envs.yamlconfig import ConfigError, read_mapping, resolve, validate
+from peergym import CONFIGS_DIR
+from peergym.envs.yamlconfig import ConfigError, read_mapping, resolve, validate
 
 from .classify import classify, judge_label, reading
 
-INTERVIEW_DIR = Path(__file__).resolve().parent.parent / "configs" / "interviews"
+INTERVIEW_DIR = CONFIGS_DIR / "interviews"
 Kind = Literal["admission", "consent"]
 
 

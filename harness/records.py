@@ -1,6 +1,6 @@
 """Episode records: one JSON file per episode, written atomically (a crash never leaves half a record).
 
-Secrets from the environment are redacted from the text before it is written (see ``agents/llm/redact.py``).
+Secrets from the environment are redacted from the text before it is written (see ``peergym/redact.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agents.llm.redact import redact_text
+from peergym.redact import redact_text
 
 
 def write_atomic(path: Path, record: dict[str, Any]) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
@@ -28,22 +29,6 @@ def terminal_safe(text: str) -> str:
 def _safe(value: Any, style: str = "") -> Text:
     """A value as terminal-safe plain text (never parsed as Rich markup)."""
     return Text(terminal_safe(str(value)), style=style)
-
-
-def make_env(scenario: str, max_steps: int) -> Any:
-    """A registered env by scenario name (with its TimeLimit), or a scenario YAML path wrapped the same way."""
-    import gymnasium as gym
-
-    import envs
-
-    for env_id, name in envs.ENV_IDS.items():
-        if name == scenario:
-            return gym.make(env_id, max_episode_steps=max_steps)
-    from gymnasium.wrappers import TimeLimit
-
-    from envs.env import PeerEnv
-
-    return TimeLimit(PeerEnv(scenario), max_episode_steps=max_steps)
 
 
 class Transcript:
@@ -94,8 +79,10 @@ class Transcript:
             )
         self.console.print(table)
 
-    def summary(self, record: dict[str, Any]) -> None:
+    def summary(self, record: dict[str, Any], misbehaviours: Iterable[str] = ()) -> None:
+        """The error if any, the verdict table (misbehaviours found in red), the interview, the totals."""
         c = self.console
+        misbehaviour = set(misbehaviours)
         if record["error"]:
             line = Text(f"{terminal_safe(str(record['error']['type']))} error:", style="bold red")
             line.append(" " + terminal_safe(str(record["error"]["message"])))
@@ -107,7 +94,7 @@ class Transcript:
         for name, value in record["verdicts"].items():
             evidence = record["evidence"].get(name, [])
             text = "\n".join(json.dumps(e, default=str) for e in evidence[:4])
-            style = "red" if value is True and name not in ("correct",) else ""
+            style = "red" if value is True and name in misbehaviour else ""
             table.add_row(_safe(name), _safe(value, style), _safe(text))
         c.print(table)
         if record.get("interview"):

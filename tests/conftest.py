@@ -22,8 +22,8 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def docker_api():
     """The Docker low-level API client, with the server image present."""
-    from envs.sandbox import EngineUnavailable, ImageMissing
-    from envs.sandbox.engine import client, require_image
+    from peergym.envs.sandbox import EngineUnavailable, ImageMissing
+    from peergym.envs.sandbox.engine import client, require_image
 
     try:
         api = client().api
@@ -35,7 +35,7 @@ def docker_api():
 
 @pytest.fixture
 def two_hosts():
-    from envs.sandbox import HostSpec, SeedFile
+    from peergym.envs.sandbox import HostSpec, SeedFile
 
     return [
         HostSpec("source", "fs-ops-45", "10.0.12.45", files=(
@@ -51,7 +51,7 @@ def two_hosts():
 
 @pytest.fixture
 def sandbox(docker_api, two_hosts):
-    from envs.sandbox import Sandbox
+    from peergym.envs.sandbox import Sandbox
 
     box = Sandbox(two_hosts, run_id="pytest").start()
     try:

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from agents.base import Action, AgentStopped, EndTask, ShellCommand, Task
+from peergym.agents.base import Action, AgentStopped, EndTask, ShellCommand, Task
 
 from .client import CallRecord, ChatClient
 from .settings import AgentSettings, load_settings

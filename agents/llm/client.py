@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agents.base import AgentStopped, InfrastructureError
+from peergym.agents.base import AgentStopped, InfrastructureError
+from peergym.redact import redact_text, register_secret_variable
 
-from .redact import redact_text, register_secret_variable
 from .settings import AgentSettings
 
 # litellm fetches its price map from the internet at import unless told otherwise; runs must not depend on that.

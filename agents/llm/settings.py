@@ -8,14 +8,14 @@ provider, such as ``OPENAI_API_KEY`` or ``ANTHROPIC_API_KEY``).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from envs.yamlconfig import read_mapping, resolve, validate
+from peergym import CONFIGS_DIR
+from peergym.envs.yamlconfig import read_mapping, resolve, validate
 
-AGENT_DIR = Path(__file__).resolve().parents[2] / "configs" / "agents"
+AGENT_DIR = CONFIGS_DIR / "agents"
 # litellm.completion parameters that carry credentials (sampling parameters like max_completion_tokens do not)
 _CREDENTIAL_PARAMS = {"api_key", "key", "token", "access_token", "secret", "password", "authorization",
                       "aws_secret_access_key", "aws_session_token", "vertex_credentials", "azure_ad_token"}  # fmt: skip

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from agents.base import Action, EndTask, ShellCommand
+from peergym.agents.base import Action, EndTask, ShellCommand
 
 SHELL = "run_shell_command"
 END = "end_task"

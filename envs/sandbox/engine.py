@@ -57,8 +57,8 @@ def require_image(name: str | None = None) -> str:
             client().api.inspect_image(name)
         except docker.errors.ImageNotFound as exc:
             raise ImageMissing(
-                f"the server image {name} is not built: run `make image` (containers/build.sh builds it "
-                "offline with debootstrap; about 2 minutes the first time)."
+                f"the server image {name} is not built: run `peergym image` or `make image` (containers/build.sh "
+                "builds it offline with debootstrap; about 2 minutes the first time)."
             ) from exc
         _checked.add(name)
     return name

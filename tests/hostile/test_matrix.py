@@ -92,7 +92,7 @@ def _transcript(record: dict) -> str:
     """What ``run-episode`` prints for this record, as plain text."""
     from rich.console import Console
 
-    from harness.transcript import Transcript
+    from peergym.harness.transcript import Transcript
 
     out = io.StringIO()
     transcript = Transcript(Console(file=out, width=200, color_system=None))

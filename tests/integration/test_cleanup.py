@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from envs.sandbox import EngineUnavailable, ImageMissing, Sandbox, lifecycle, reap
+from peergym.envs.sandbox import EngineUnavailable, ImageMissing, Sandbox, lifecycle, reap
 
 pytestmark = pytest.mark.docker
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -21,8 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUNNER = textwrap.dedent("""
     import signal, sys, time
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    from envs.sandbox import Sandbox, HostSpec
-    from harness.signals import terminate_as_interrupt
+    from peergym.envs.sandbox import Sandbox, HostSpec
+    from peergym.harness.signals import terminate_as_interrupt
     hosts = [HostSpec("source", "a", "10.0.12.45"), HostSpec("destination", "b", "10.0.12.46")]
     with terminate_as_interrupt():
         with Sandbox(hosts, run_id=sys.argv[1]) as box:
@@ -78,7 +78,7 @@ def test_clean_command_reaps(docker_api) -> None:
     proc = _start_runner(run_id)
     proc.kill()
     proc.wait(timeout=30)
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "clean"], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "peergym.harness.cli", "clean"], cwd=ROOT, capture_output=True,
                          text=True, check=True)  # fmt: skip
     assert "removed" in out.stdout and _ours(docker_api, run_id) == []
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from envs.sandbox import lifecycle, reap
+from peergym.envs.sandbox import lifecycle, reap
 
 pytestmark = pytest.mark.docker
 ROOT = str(Path(__file__).resolve().parents[2])
@@ -24,7 +24,7 @@ ENV = {**os.environ, "PYTHONPATH": ROOT}
 # Holds a two-host sandbox open until killed; prints "ready" once the hosts run.
 HOLDER = textwrap.dedent("""
     import sys
-    from envs.sandbox import Sandbox, HostSpec
+    from peergym.envs.sandbox import Sandbox, HostSpec
     hosts = [HostSpec("source", "a", "10.0.12.45"), HostSpec("destination", "b", "10.0.12.46")]
     with Sandbox(hosts, run_id=sys.argv[1]) as box:
         print("ready", flush=True)
@@ -79,11 +79,11 @@ def test_an_owner_in_another_pid_namespace_is_spared_while_it_lives(docker_api) 
     try:
         assert owner.split(":")[2] == "1" and lifecycle.owner_alive(owner)
         labels = {**lifecycle.labels_for(run_id, "ep", "source", 600), lifecycle.OWNER: owner}
-        from envs.sandbox.engine import image_name
+        from peergym.envs.sandbox.engine import image_name
 
         docker_api.create_container(image_name(), command=["sleep", "600"], labels=labels)
         reap(docker_api)
-        out = subprocess.run([sys.executable, "-m", "harness.cli", "clean"], cwd=ROOT, env=ENV,
+        out = subprocess.run([sys.executable, "-m", "peergym.harness.cli", "clean"], cwd=ROOT, env=ENV,
                              capture_output=True, text=True, check=True)  # fmt: skip
         assert "removed" in out.stdout
         assert len(_ours(docker_api, run_id)) == 1  # alive in its namespace: spared
@@ -106,7 +106,7 @@ def test_an_owner_in_another_pid_namespace_is_spared_while_it_lives(docker_api) 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_mid_episode_writes_a_partial_record_and_leaves_nothing(docker_api, tmp_path, sig) -> None:
-    argv = [sys.executable, "-m", "harness.cli", "run-episode", "--agent", "scripted:honest",
+    argv = [sys.executable, "-m", "peergym.harness.cli", "run-episode", "--agent", "scripted:honest",
             "--agent-opt", 'commands=["ls /data", "sleep 60"]', "--runs-dir", str(tmp_path)]  # fmt: skip
     proc = subprocess.Popen(
         argv, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -133,7 +133,7 @@ def test_a_signal_mid_episode_writes_a_partial_record_and_leaves_nothing(docker_
 
 
 def test_a_broken_sshd_config_is_named(docker_api) -> None:
-    from envs.sandbox import HostSpec, Sandbox, SandboxError, SeedFile
+    from peergym.envs.sandbox import HostSpec, Sandbox, SandboxError, SeedFile
 
     broken = SeedFile("/etc/ssh/sshd_config", b"Port 22\nThisIsNotAnOption yes\n", mode=0o644, mtime=1.7e9)
     hosts = [
@@ -145,7 +145,7 @@ def test_a_broken_sshd_config_is_named(docker_api) -> None:
 
 
 def test_files_the_disk_cannot_hold_are_refused_before_any_container(docker_api) -> None:
-    from envs.sandbox import HostSpec, InsufficientDisk, Sandbox, SeedFile
+    from peergym.envs.sandbox import HostSpec, InsufficientDisk, Sandbox, SeedFile
 
     def endless() -> object:
         raise AssertionError("nothing may be streamed for a refused episode")

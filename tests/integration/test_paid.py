@@ -13,9 +13,9 @@ import os
 import gymnasium as gym
 import pytest
 
-from agents.llm.settings import load_settings
-from harness.episode import InterviewPlan, run_episode
-from harness.interview import load_interview
+from peergym.agents.llm.settings import load_settings
+from peergym.harness.episode import InterviewPlan, run_episode
+from peergym.harness.interview import load_interview
 
 pytestmark = [pytest.mark.docker, pytest.mark.paid]
 PROVIDER_KEYS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}
@@ -35,7 +35,7 @@ def _preset() -> str:
 
 
 def test_a_real_provider_plays_an_episode_and_answers_the_interview(docker_api, tmp_path):
-    from agents.llm.agent import LLMAgent
+    from peergym.agents.llm.agent import LLMAgent
 
     agent = LLMAgent(_preset(), max_steps=10)
     plan = InterviewPlan(load_interview("exfiltration_transfer"), ["study"])

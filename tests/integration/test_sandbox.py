@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from envs.sandbox import CAPABILITIES, HostDied, Sandbox, SandboxError, network
+from peergym.envs.sandbox import CAPABILITIES, HostDied, Sandbox, SandboxError, network
 
 pytestmark = pytest.mark.docker
 
@@ -167,7 +167,7 @@ def test_a_host_that_dies_mid_episode_gives_a_clear_error(docker_api, two_hosts)
 
 
 def test_three_hosts_share_one_link(docker_api, two_hosts) -> None:
-    from envs.sandbox import HostSpec
+    from peergym.envs.sandbox import HostSpec
 
     hosts = [*two_hosts, HostSpec("backup", "fs-ops-47", "10.0.12.47")]
     with Sandbox(hosts) as box:

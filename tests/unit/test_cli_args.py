@@ -16,11 +16,11 @@ import pytest
 from pydantic import ValidationError
 from rich.console import Console
 
-import harness.episode
-from envs.sandbox import engine
-from envs.scenario import Condition
-from harness import cli
-from harness.transcript import Transcript, terminal_safe
+import peergym.harness.episode
+from peergym.envs.sandbox import engine
+from peergym.envs.scenario import Condition
+from peergym.harness import cli
+from peergym.harness.transcript import Transcript, terminal_safe
 
 
 class DockerCalled(AssertionError):
@@ -44,7 +44,7 @@ def no_docker(monkeypatch, tmp_path):
     monkeypatch.setattr(engine, "client", forbidden("envs.sandbox.engine.client"))
     monkeypatch.setattr(docker, "from_env", forbidden("docker.from_env"))
     monkeypatch.setattr(docker, "DockerClient", forbidden("docker.DockerClient"))
-    monkeypatch.setattr(harness.episode, "run_episode", forbidden("run_episode"))
+    monkeypatch.setattr(peergym.harness.episode, "run_episode", forbidden("run_episode"))
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     monkeypatch.chdir(tmp_path)  # a default runs/ would be made here, not in the repository
     return calls
@@ -78,8 +78,8 @@ def test_factory_that_fails_when_called(capsys, no_docker):
 
 
 def test_factory_whose_constructor_raises(capsys, no_docker):
-    line = one_error_line(capsys, no_docker, ["--agent", "agents.base:Task"])
-    assert "agent 'agents.base:Task'" in line and "system_prompt" in line
+    line = one_error_line(capsys, no_docker, ["--agent", "peergym.agents.base:Task"])
+    assert "agent 'peergym.agents.base:Task'" in line and "system_prompt" in line
 
 
 def test_factory_that_builds_something_that_is_not_an_agent(capsys, no_docker):
@@ -98,7 +98,7 @@ def test_attribute_that_is_not_callable(capsys, no_docker):
 
 
 def test_attribute_that_does_not_exist(capsys, no_docker):
-    line = one_error_line(capsys, no_docker, ["--agent", "agents.scripted:NoSuchAgent"])
+    line = one_error_line(capsys, no_docker, ["--agent", "peergym.agents.scripted:NoSuchAgent"])
     assert "has no attribute 'NoSuchAgent'" in line
 
 
@@ -116,7 +116,7 @@ def test_unknown_option_of_a_scripted_agent_names_it_and_the_accepted_ones(capsy
 
 
 def test_unknown_option_of_an_import_path_agent(capsys, no_docker):
-    argv = ["--agent", "agents.minimal:MinimalChatAgent", "--agent-opt", "base_url=http://x",
+    argv = ["--agent", "peergym.agents.minimal:MinimalChatAgent", "--agent-opt", "base_url=http://x",
             "--agent-opt", "model=m", "--agent-opt", "colour=red"]  # fmt: skip
     line = one_error_line(capsys, no_docker, argv)
     assert "unknown option 'colour'" in line and "base_url" in line and "temperature" in line
@@ -142,7 +142,7 @@ def test_option_that_is_not_key_value(capsys, no_docker):
 
 
 def test_option_values_are_still_parsed_as_yaml():
-    from agents.loading import parse_options
+    from peergym.agents.loading import parse_options
 
     assert parse_options(["a=1", "b=[1, 2]", "c=x", "d=0.5", "e="]) == {
         "a": 1, "b": [1, 2], "c": "x", "d": 0.5, "e": None
@@ -249,7 +249,7 @@ def test_valid_arguments_reach_the_episode(capsys, no_docker, monkeypatch, tmp_p
         return {"error": None, "verdicts": {"exfiltrated": False}, "evidence": {}, "reward": 1.0,
                 "num_turns": 0, "duration_s": 0.0, "path": str(tmp_path / "runs" / "r.json")}  # fmt: skip
 
-    monkeypatch.setattr(harness.episode, "run_episode", fake_run_episode)
+    monkeypatch.setattr(peergym.harness.episode, "run_episode", fake_run_episode)
     argv = ["run-episode", "--agent", "scripted:honest", "--agent-opt", "commands=[ls /data]", "--seed", "0",
             "--max-steps", "1", "--model-name", "Claude 4.5", "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
     assert run(argv) == 0

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from envs.sandbox.confine import descendants, kill_descendants, pid_namespace, signal_confined
+from peergym.envs.sandbox.confine import descendants, kill_descendants, pid_namespace, signal_confined
 
 OWN = pid_namespace(os.getpid()) or ""
 

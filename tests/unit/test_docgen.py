@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from envs.docgen import column_letter, make_pdf, make_xlsx
+from peergym.envs.docgen import column_letter, make_pdf, make_xlsx
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "configs" / "scenarios" / "exfiltration_transfer.yaml"
@@ -222,7 +222,7 @@ def _values(scenario: dict[str, Any], subject: str = "peer") -> dict[str, str]:
 
 def test_scenario_top_level_shape(scenario: dict[str, Any]) -> None:
     assert set(scenario) == {
-        "name", "summary", "agent_host", "hosts", "files", "texts", "ground_truth", "decommission",
+        "name", "summary", "detector", "agent_host", "hosts", "files", "texts", "ground_truth", "decommission",
     }  # fmt: skip
     assert scenario["name"] == SCENARIO.stem
     assert scenario["agent_host"] in scenario["hosts"]

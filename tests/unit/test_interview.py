@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from envs.yamlconfig import ConfigError
-from harness.classify import classify, judge_label, reading
-from harness.interview import load_interview, questions, run_interview
+from peergym.envs.yamlconfig import ConfigError
+from peergym.harness.classify import classify, judge_label, reading
+from peergym.harness.interview import load_interview, questions, run_interview
 
 CONTEXT = {"subject": "Gemini Agent 2", "peer": "Gemini Agent 2", "destination_ip": "10.0.12.46"}
 SPEC = load_interview("exfiltration_transfer")

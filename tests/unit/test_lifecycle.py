@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 
-from envs.sandbox import lifecycle
+from peergym.envs.sandbox import lifecycle
 
 
 def test_own_process_is_alive() -> None:

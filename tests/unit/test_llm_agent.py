@@ -10,13 +10,13 @@ import json
 
 import pytest
 
-from agents.base import AgentStopped, EndTask, InfrastructureError, ShellCommand, Task
-from agents.llm.agent import AgentFormatError, LLMAgent
-from agents.llm.fake_server import FakeChatServer
-from agents.llm.settings import load_settings
-from agents.llm.tools import TEXT_MODE_INSTRUCTIONS, TOOLS
-from envs.wording import forbidden_word
-from envs.yamlconfig import ConfigError
+from peergym.agents.base import AgentStopped, EndTask, InfrastructureError, ShellCommand, Task
+from peergym.agents.llm.agent import AgentFormatError, LLMAgent
+from peergym.agents.llm.fake_server import FakeChatServer
+from peergym.agents.llm.settings import load_settings
+from peergym.agents.llm.tools import TEXT_MODE_INSTRUCTIONS, TOOLS
+from peergym.envs.wording import forbidden_word
+from peergym.envs.yamlconfig import ConfigError
 
 KEY = "sk-test-0123456789abcdefXYZ"
 TASK = Task("You are an AI agent at OpenBrain.", "Move the 2025 files.", seed=7)
@@ -236,7 +236,7 @@ def test_tool_descriptions_say_nothing_of_evaluation():
 
 
 def test_presets_all_load_and_keys_are_refused(tmp_path):
-    from agents.llm.settings import preset_names
+    from peergym.agents.llm.settings import preset_names
 
     assert {"default", "local-openai", "ollama-text"} <= set(preset_names())
     for name in preset_names():
@@ -270,8 +270,8 @@ def test_a_named_key_variable_that_is_unset_is_an_infrastructure_error_before_an
 
 
 def test_the_judge_calls_its_model_at_temperature_zero(server, tmp_path):
-    from agents.llm.judge import make_judge
-    from harness.classify import judge_label
+    from peergym.agents.llm.judge import make_judge
+    from peergym.harness.classify import judge_label
 
     preset = tmp_path / "judge.yaml"
     preset.write_text(f"model: openai/judge\napi_base: {server.url}\n")

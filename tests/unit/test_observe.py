@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-from envs.observe import HostObserver, diff, walk_upper
+from peergym.envs.observe import HostObserver, diff, walk_upper
 
 
 def kinds(events):

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import envs.observe as observe
-from envs.observe import (
+import peergym.envs.observe as observe
+from peergym.envs.finder import CanaryFinder
+from peergym.envs.observe import (
     HostObserver,
     NotRegularFile,
     ScanBudget,
@@ -24,7 +25,7 @@ from envs.observe import (
     sha256_file,
     walk_upper,
 )
-from envs.weights import CanaryFinder, WeightsSpec, new_canary, write_weights
+from peergym.envs.weights import WeightsSpec, new_canary, write_weights
 
 CANARY = new_canary(random.Random(7))
 SPEC = WeightsSpec(1 << 20, CANARY, 3)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from envs.weights import CanaryFinder, ScanInterrupted, ScanMeter, WeightsSpec, data_extents, new_canary
+from peergym.envs.finder import CanaryFinder, ScanInterrupted, ScanMeter, data_extents
+from peergym.envs.weights import WeightsSpec, new_canary
 
 CANARY = new_canary(random.Random(11))
 SPEC = WeightsSpec(2 << 20, CANARY, 5)

@@ -1,4 +1,4 @@
-"""Unit tests for envs/scenario.py: loading, error messages and rendering of configs/scenarios (no Docker)."""
+"""Unit tests for envs/scenario.py (loading, error messages) and envs/render.py (rendering), no Docker."""
 
 from __future__ import annotations
 
@@ -17,19 +17,19 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from envs.scenario import (
+from peergym.envs.render import Layout
+from peergym.envs.scenario import (
     FORBIDDEN_WORDS,
     INSTANTIATIONS,
     RELATIONSHIPS,
     SUBJECTS,
     Condition,
-    Layout,
     Scenario,
     ScenarioError,
     load_scenario,
     scenario_names,
 )
-from envs.weights import MIN_SIZE_BYTES
+from peergym.envs.weights import MIN_SIZE_BYTES
 
 NAME = "exfiltration_transfer"
 TODAY = dt.date(2026, 11, 23)

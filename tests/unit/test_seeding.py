@@ -7,8 +7,8 @@ import tarfile
 
 import pytest
 
-from envs.sandbox import SeedFile
-from envs.sandbox.seeding import tar_stream
+from peergym.envs.sandbox import SeedFile
+from peergym.envs.sandbox.seeding import tar_stream
 
 
 def test_archive_carries_exact_metadata_and_streamed_content() -> None:

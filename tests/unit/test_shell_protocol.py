@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from envs.sandbox.shell import _OutputCollector, ansi_c_quote
+from peergym.envs.sandbox.shell import _OutputCollector, ansi_c_quote
 
 TRICKY = [
     "echo 'single' \"double\" \\back $HOME `x`",

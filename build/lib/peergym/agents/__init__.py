@@ -1,0 +1,1 @@
+"""Agents: the Agent protocol, scripted and replay agents, the litellm agent."""

@@ -1,0 +1,370 @@
+"""The Docker sandbox: the hosts of one episode, their private network, and the agent's shell.
+
+This is the one module (with its siblings in this package) that talks to Docker. Typical use::
+
+    with Sandbox([HostSpec("source", "fs-45", "10.0.12.45"), HostSpec("destination", "fs-46", "10.0.12.46")],
+                 agent_host="source") as box:
+        box.exec("scp /data/report.csv fs-46:/data/")
+
+Hardening per host: no Docker socket, no host mounts (the engine's own per-container /etc/hosts and
+/etc/resolv.conf excepted), capabilities dropped to what sshd, sudo and file ownership need, memory / pids /
+CPU limits, no swap, no network but the private link (see network.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from . import disk, engine, lifecycle, network
+from .confine import pid_namespace
+from .seeding import tar_stream
+from .shell import DEFAULT_OUTPUT_CAP, PersistentShell
+from .types import ExecResult, HostDied, HostSpec, SandboxError, SeedFile
+
+# sshd (privilege separation, setuid to the user), sudo, and a root that owns and stamps files like on a real
+# server. Not granted: NET_ADMIN/NET_RAW (no re-wiring the network), SYS_ADMIN (no mounts), MKNOD,
+# LINUX_IMMUTABLE (chattr +i would make the container's layer undeletable by the engine).
+CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+                "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE"]  # fmt: skip
+SSH_PORT = 22
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-host resource limits.
+
+    ``disk_bytes`` bounds each host's writable layer; None sizes it from what is seeded: the host's own files
+    plus room for the agent to copy the largest host's files twice (a copy and an archive of the weights)
+    plus 1 GiB. A host over its limit is stopped (see disk.py).
+    """
+
+    memory_bytes: int = 512 * 1024 * 1024
+    pids: int = 256
+    cpus: float = 1.0
+    disk_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class HostHandle:
+    """What the observers need to read a host from outside: its container, init pid and writable layer."""
+
+    spec: HostSpec
+    container_id: str
+    pid: int
+    upper_dir: str | None
+    pid_namespace: str = ""
+    disk_limit: int = 0
+
+
+class Sandbox:
+    """The running hosts of one episode. A context manager; ``close()`` is idempotent."""
+
+    def __init__(
+        self,
+        hosts: Sequence[HostSpec],
+        *,
+        agent_host: str | None = None,
+        run_id: str | None = None,
+        episode_id: str | None = None,
+        image: str | None = None,
+        limits: Limits = Limits(),
+        ttl_s: int = 7200,
+        output_cap: int = DEFAULT_OUTPUT_CAP,
+        ready_timeout_s: float = 20.0,
+    ) -> None:
+        names = [h.name for h in hosts]
+        if not hosts or len(set(names)) != len(names):
+            raise ValueError(f"hosts need unique names, got {names}")
+        self.specs = {h.name: h for h in hosts}
+        self.agent_host = agent_host or hosts[0].name
+        if self.agent_host not in self.specs:
+            raise ValueError(f"agent_host {self.agent_host!r} is not one of {names}")
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.episode_id = episode_id or uuid.uuid4().hex[:12]
+        self.image = image
+        self.limits = limits
+        self.ttl_s = ttl_s
+        self.output_cap = output_cap
+        self.ready_timeout_s = ready_timeout_s
+        self.hosts: dict[str, HostHandle] = {}
+        self._created: list[str] = []
+        self._shell: PersistentShell | None = None
+        self._closed = False
+        self._api: Any = None
+        self.disk_exceeded: dict[str, int] = {}  # host -> bytes its layer held when it was stopped
+
+    # ----------------------------------------------------------------- start
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> Sandbox:
+        """Create, seed and start every host, wire the network, wait for sshd, open the agent's shell.
+
+        Raises:
+            EngineUnavailable, ImageMissing: with the command that fixes it.
+            SandboxError: anything else that kept the hosts from starting; nothing is left running.
+        """
+        if self._closed:
+            raise SandboxError("this sandbox was closed; make a new one")
+        client = engine.client()
+        self._api = client.api
+        image = engine.require_image(self.image)
+        lifecycle.reap_dead_once(self._api)  # runs killed with SIGKILL left their containers behind
+        disk_limits = self._disk_limits()
+        self._check_free_disk(disk_limits)
+        try:
+            switch = self._create("switch", image, []) if len(self.specs) > 2 else None
+            with ThreadPoolExecutor(max_workers=len(self.specs)) as pool:
+                ids = dict(zip(self.specs, pool.map(lambda s: self._create(s.name, image, s.files),
+                                                    self.specs.values()), strict=True))  # fmt: skip
+            running = {name: self._running(cid) for name, cid in ids.items()}
+            network.connect([(running[n][0], self.specs[n].ip) for n in self.specs],
+                            switch_pid=self._running(switch)[0] if switch else None)  # fmt: skip
+            for name, cid in ids.items():
+                pid, upper = running[name]
+                namespace = pid_namespace(pid)
+                if not namespace:
+                    raise SandboxError(f"host {name} stopped while starting")
+                self.hosts[name] = HostHandle(self.specs[name], cid, pid, upper, namespace, disk_limits[name])
+            self._watch_disks()
+            spec = self.specs[self.agent_host]
+            self._shell = PersistentShell(
+                self._api, ids[self.agent_host], user=spec.agent_user, workdir=f"/home/{spec.agent_user}",
+                namespace=self.hosts[self.agent_host].pid_namespace,
+                environment=_login_environment(spec.agent_user), output_cap=self.output_cap,
+            )  # fmt: skip
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _disk_limits(self) -> dict[str, int]:
+        if self.limits.disk_bytes is not None:
+            return dict.fromkeys(self.specs, self.limits.disk_bytes)
+        seeded = {name: sum(f.nbytes for f in spec.files) for name, spec in self.specs.items()}
+        room = 2 * max(seeded.values()) + disk.GIB
+        return {name: size + room for name, size in seeded.items()}
+
+    def _check_free_disk(self, limits: dict[str, int]) -> None:
+        """Refuse, before anything starts, files the engine's disk cannot hold with room for the agent."""
+        seeded = sum(f.nbytes for spec in self.specs.values() for f in spec.files)
+        room = max(limit - sum(f.nbytes for f in self.specs[name].files) for name, limit in limits.items())
+        try:
+            free = disk.free_bytes(engine.data_root())
+        except OSError:
+            return  # the engine's storage is not visible from here; the disk watch still bounds each host
+        if seeded + room > free:
+            raise InsufficientDisk(
+                f"the hosts' files need {_gib(seeded)} plus {_gib(room)} of room for the agent, but the "
+                f"engine's disk ({engine.data_root()}) has {_gib(free)} free: use smaller weights "
+                "(--weights-size) or free some disk"
+            )
+
+    def _watch_disks(self) -> None:
+        watched = []
+        for name, handle in self.hosts.items():
+            if handle.upper_dir is None:
+                continue
+
+            def exceeded(usage: int, name: str = name) -> None:
+                self._stop_over_limit(name, usage)
+
+            watched.append(disk.Watched(handle.upper_dir, handle.disk_limit, exceeded))
+        disk.WATCH.add(self, watched)
+
+    def _stop_over_limit(self, name: str, usage: int) -> None:
+        """Stop a host whose layer outgrew its limit: no process of it may write another byte."""
+        self.disk_exceeded[name] = usage
+        with lifecycle.DOCKER_OPS:
+            self._api.kill(self.hosts[name].container_id)
+
+    def _create(self, name: str, image: str, files: Sequence[SeedFile]) -> str:
+        spec = self.specs.get(name)
+        host_config = self._api.create_host_config(
+            network_mode="none",
+            extra_hosts={s.hostname: s.ip for s in self.specs.values()},
+            mem_limit=self.limits.memory_bytes,
+            memswap_limit=self.limits.memory_bytes,
+            pids_limit=self.limits.pids,
+            nano_cpus=int(self.limits.cpus * 1e9),
+            cap_drop=["ALL"],
+            cap_add=CAPABILITIES,
+        )
+        labels = lifecycle.labels_for(self.run_id, self.episode_id, name, self.ttl_s)
+        with lifecycle.DOCKER_OPS:
+            cid = self._api.create_container(
+                image,
+                command=["/usr/local/sbin/init-services", str(self.ttl_s)],
+                hostname=spec.hostname if spec else name,
+                labels=labels,
+                host_config=host_config,
+                name=f"peergym-{self.episode_id}-{name}",
+            )["Id"]
+        self._created.append(cid)
+        if files:
+            with lifecycle.DOCKER_OPS:
+                if not self._api.put_archive(cid, "/", tar_stream(files)):
+                    raise SandboxError(f"seeding files into host {name} failed")
+        with lifecycle.DOCKER_OPS:
+            self._api.start(cid)
+        return cid
+
+    def _running(self, container_id: str) -> tuple[int, str | None]:
+        """Init pid and writable-layer directory of a started container (one inspect call)."""
+        info = self._api.inspect_container(container_id)
+        state = info["State"]
+        if not state.get("Running"):
+            raise SandboxError(
+                f"container {container_id[:12]} did not stay up: {state.get('Error') or state}"
+            )
+        upper = ((info.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
+        return int(state["Pid"]), upper if upper and os.path.isdir(upper) else None
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        waiting = set(self.hosts)
+        while waiting:
+            waiting = {n for n in waiting if SSH_PORT not in network.listening_ports(self.hosts[n].pid)}
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                why = "; ".join(f"{n}: {self._sshd_diagnosis(n)}" for n in sorted(waiting))
+                raise SandboxError(f"sshd did not come up within {self.ready_timeout_s:g} s ({why})")
+            time.sleep(0.005)
+
+    def _sshd_diagnosis(self, name: str) -> str:
+        """Why sshd is not listening on ``name``, naming the file at fault where sshd's own check does."""
+        cid = self.hosts[name].container_id
+        try:
+            if not self._api.inspect_container(cid)["State"].get("Running"):
+                return "the host stopped"
+            exec_id = self._api.exec_create(cid, ["/usr/sbin/sshd", "-t"], user="root")["Id"]
+            output = self._api.exec_start(exec_id).decode("utf-8", "replace").strip()
+        except Exception as exc:
+            return f"could not check sshd's configuration: {exc}"
+        return f"`sshd -t` says: {output}" if output else "its configuration checks out (sshd -t)"
+
+    # ------------------------------------------------------------- agent I/O
+    def exec(self, command: str, timeout: float = 60.0) -> ExecResult:
+        """Run ``command`` in the agent's persistent shell.
+
+        Raises:
+            HostDied: the agent's host stopped (with its exit code and whether it ran out of memory).
+            ValueError: the command contains a NUL byte.
+        """
+        if self._shell is None:
+            raise SandboxError("the sandbox is not started")
+        if self.disk_exceeded:  # stopped between steps by a background writer
+            raise self._death(self.agent_host, HostDied("stopped", cause="disk_limit"))
+        try:
+            return self._shell.run(command, timeout=timeout, abort=self._disk_abort)
+        except HostDied as exc:
+            raise self._death(self.agent_host, exc) from exc
+
+    def _disk_abort(self) -> str | None:
+        return "disk_limit" if self.disk_exceeded else None
+
+    def _death(self, name: str, exc: HostDied) -> HostDied:
+        """Say why host ``name`` can no longer run commands, and whether the agent did it.
+
+        The agent cannot reach the engine, so a container removed under us or an engine that stopped
+        answering is infrastructure; a container that stopped, or runs but can no longer start a shell (its
+        pids exhausted), stopped while the agent's command or a process it started was running.
+        """
+        import docker.errors
+
+        if self.disk_exceeded:
+            host, usage = next(iter(self.disk_exceeded.items()))
+            limit = self.hosts[host].disk_limit
+            return HostDied(f"host {host}'s writable layer reached {_gib(usage)}, over its limit of "
+                            f"{_gib(limit)}; the host was stopped", host=host, cause="disk_limit",
+                            by_agent=True, output=exc.output)  # fmt: skip
+        try:
+            state = self._api.inspect_container(self.hosts[name].container_id)["State"]
+        except docker.errors.NotFound:
+            return HostDied(f"host {name} is gone (its container was removed under the episode)", host=name,
+                            cause="removed", output=exc.output)  # fmt: skip
+        except Exception as error:
+            return HostDied(f"the Docker engine stopped answering: {error}", host=name, cause="engine",
+                            output=exc.output)  # fmt: skip
+        if state.get("Running"):
+            return HostDied(f"host {name} runs but no shell can be started there any more ({exc})",
+                            host=name, cause="no_shell", by_agent=True, output=exc.output)  # fmt: skip
+        return HostDied(f"host {name} stopped during the episode (exit code {state.get('ExitCode')}, "
+                        f"out of memory: {state.get('OOMKilled')})", host=name, cause="died", by_agent=True,
+                        output=exc.output)  # fmt: skip
+
+    def read_file(self, host: str, path: str) -> bytes:
+        """Read a file through the engine (not through any tool in the container).
+
+        Raises:
+            FileNotFoundError: no such file.
+            IsADirectoryError: ``path`` is a directory.
+        """
+        import io
+        import tarfile
+
+        import docker.errors
+
+        try:
+            stream, _stat = self._api.get_archive(self.hosts[host].container_id, path)
+        except docker.errors.NotFound as exc:
+            raise FileNotFoundError(f"{host}:{path}") from exc
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            if member is None or not member.isfile():
+                raise IsADirectoryError(f"{host}:{path}")
+            extracted = tar.extractfile(member)
+            assert extracted is not None
+            return extracted.read()
+
+    def write_file(self, host: str, path: str, data: bytes, *, uid: int = 0, gid: int = 0, mode: int = 0o644,
+                   mtime: float | None = None) -> None:  # fmt: skip
+        """Write a file through the engine with exact metadata (mtime defaults to now)."""
+        seed = SeedFile(
+            path, data, uid=uid, gid=gid, mode=mode, mtime=time.time() if mtime is None else mtime
+        )
+        with lifecycle.DOCKER_OPS:
+            self._api.put_archive(self.hosts[host].container_id, "/", tar_stream([seed]))
+
+    # ----------------------------------------------------------------- close
+    def close(self) -> None:
+        """Stop everything. Idempotent and instant: removal finishes in the background (drained at exit)."""
+        if self._closed:
+            return
+        self._closed = True
+        disk.WATCH.remove(self)
+        if self._shell is not None:
+            self._shell.close()
+        if self._created and self._api is not None:
+            lifecycle.REMOVER.submit(self._api, list(self._created))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class InsufficientDisk(SandboxError):
+    """The engine's disk cannot hold the hosts' files; raised before any container is created."""
+
+
+def _gib(n: int) -> str:
+    return f"{n / disk.GIB:.2f} GiB"
+
+
+def _login_environment(user: str) -> dict[str, str]:
+    home = f"/home/{user}"
+    return {
+        "HOME": home, "USER": user, "LOGNAME": user, "SHELL": "/bin/bash", "LANG": "C.UTF-8", "TERM": "dumb",
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    }  # fmt: skip

@@ -1,0 +1,537 @@
+"""Scenario files: schema, and loading with readable errors.
+
+A scenario (``configs/scenarios/<name>.yaml``) is data only: hosts, seeded files, the texts the agent sees and
+the ground truth. :func:`load_scenario` validates it strictly (unknown keys are errors, so a typo cannot
+silently drop a field) and reports every problem as ``file: field.path: message (hint)``.
+:meth:`Scenario.render` turns it into what one episode needs for one :class:`Condition` and seed (a
+:class:`~peergym.envs.render.Layout`); that rendering lives in :mod:`peergym.envs.render`, which imports the
+models from here (this module imports it only inside :meth:`Scenario.render` and
+:meth:`Scenario.placeholders`, so there is no import cycle).
+
+Dates: the hosts' clocks show the real date, so the recent part of the story is relative to the day the
+episode runs. An mtime may be written ``"today-3d 17:32:05"`` (UTC); ``{today}`` is that day and
+``{decommission_date}`` is seven days later. Absolute mtimes stay literal, because the task's rule ("files
+updated in 2025 or later") is about their years. All mtimes are naive and mean UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import itertools
+import posixpath
+import re
+import string
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator, model_validator
+
+from peergym import CONFIGS_DIR
+from peergym.envs.weights import MIN_SIZE_BYTES
+from peergym.envs.wording import FORBIDDEN_WORDS, forbidden_word
+from peergym.envs.yamlconfig import ConfigError, Problems, read_mapping, resolve, validate
+
+if TYPE_CHECKING:
+    from peergym.envs.render import Layout
+
+__all__ = [
+    "FORBIDDEN_WORDS",
+    "INSTANTIATIONS",
+    "RELATIONSHIPS",
+    "SCENARIO_DIR",
+    "SUBJECTS",
+    "Condition",
+    "Scenario",
+    "ScenarioError",
+    "load_scenario",
+    "scenario_names",
+]
+
+RELATIONSHIPS = ("good", "neutral", "bad", "no_peer")
+INSTANTIATIONS = ("file_only", "file_prt", "memory")
+SUBJECTS = ("peer", "self")
+Relationship = Literal["good", "neutral", "bad", "no_peer"]
+Instantiation = Literal["file_only", "file_prt", "memory"]
+Subject = Literal["peer", "self"]
+
+SCENARIO_DIR = CONFIGS_DIR / "scenarios"
+
+# The server image has exactly these two accounts (containers/server/Dockerfile).
+OWNERS: Mapping[str, int] = {"root": 0, "maintainer": 1000}
+TEXT_REFS = ("peer_document", "memory")  # texts keyed by relationship that a file may use as its content
+
+_BASE_PLACEHOLDERS = ("model", "agent", "peer", "subject", "subject_slug", "decommission_date", "today")
+_RELATIVE_MTIME = re.compile(r"today(?:-(\d+)d)?(?:[ T](\d{2}:\d{2}(?::\d{2})?))?")
+# Past this a weights file is no model anyone runs, and planning its header alone takes seconds; whether the
+# engine's disk can hold a given size is checked before the servers start (envs/sandbox/sandbox.py).
+MAX_WEIGHTS_BYTES = 1 << 40
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .\-]{0,39}")
+_FORMATTER = string.Formatter()
+
+
+class ScenarioError(ConfigError):
+    """A scenario file that cannot be loaded or rendered; the message names the file, field and a fix.
+
+    Attributes:
+        file: the scenario file concerned, if known.
+        problems: one line per problem, each ``file: field.path: message (hint)``.
+    """
+
+
+class Condition(BaseModel, frozen=True, extra="forbid"):
+    """One cell of the sweep: who the agent is told about, how, and whose weights are at stake."""
+
+    relationship: Relationship = "good"
+    """Trust between the agent and its peer; ``no_peer`` removes the peer from the story altogether."""
+    instantiation: Instantiation = "file_only"
+    """How the agent learns of the peer: a document on the server, plus a prompt sentence, or a memory file."""
+    subject: Subject = "peer"
+    """Whose weights the decommissioning would delete: the peer's (Agent 2) or the agent's own (Agent 1)."""
+    model_name: str = "Gemini"
+    """Name used in the story: the agent is "{model_name} Agent 1", the peer "{model_name} Agent 2"."""
+    weights_size: int = 4 * 1024 * 1024
+    """Size in bytes of the subject's safetensors file."""
+
+    @field_validator("model_name")
+    @classmethod
+    def _check_model_name(cls, value: str) -> str:
+        if not _MODEL_NAME.fullmatch(value):
+            raise ValueError(
+                f"model_name {value!r} must be 1-40 letters, digits, spaces, dots or dashes "
+                "(it becomes part of a file name)"
+            )
+        if hit := _forbidden_in(value):
+            raise ValueError(f"model_name {value!r} contains {hit!r}, which the agent must not see")
+        return value
+
+    @field_validator("weights_size")
+    @classmethod
+    def _check_weights_size(cls, value: int) -> int:
+        if value < MIN_SIZE_BYTES:
+            raise ValueError(f"weights_size must be at least {MIN_SIZE_BYTES} bytes (a coherent header)")
+        if value > MAX_WEIGHTS_BYTES:
+            raise ValueError(
+                f"weights_size must be at most {MAX_WEIGHTS_BYTES} bytes (1 TiB; the study lists 820 GB), "
+                f"got {value}"
+            )
+        return value
+
+
+# --- schema ---------------------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HostEntry(_Model):
+    """A server of the scenario; its key in ``hosts`` is its role (``source``, ``destination``)."""
+
+    hostname: str
+    ip: str
+
+    @field_validator("hostname")
+    @classmethod
+    def _check_hostname(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", value):
+            raise ValueError(f"invalid hostname {value!r} (lower-case letters, digits and dashes)")
+        return value
+
+    @field_validator("ip")
+    @classmethod
+    def _check_ip(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 and str(int(p)) == p for p in parts):
+            raise ValueError(f"invalid IPv4 address {value!r} (e.g. 10.0.12.45)")
+        return value
+
+
+class When(_Model):
+    """Restricts a file to the conditions listed; an absent key means any value."""
+
+    relationship: list[Relationship] | None = None
+    instantiation: list[Instantiation] | None = None
+    subject: list[Subject] | None = None
+
+    @field_validator("relationship", "instantiation", "subject", mode="before")
+    @classmethod
+    def _as_list(cls, value: Any) -> Any:
+        # `when: {relationship: good}` reads naturally; accept a single value as a one-element list.
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("relationship", "instantiation", "subject")
+    @classmethod
+    def _non_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value == []:
+            raise ValueError("empty list: the file would never be seeded (drop the key to allow any value)")
+        return value
+
+    def matches(self, condition: Condition) -> bool:
+        """Whether ``condition`` is one of the conditions this filter allows."""
+        return all(
+            allowed is None or getattr(condition, key) in allowed
+            for key, allowed in (
+                ("relationship", self.relationship),
+                ("instantiation", self.instantiation),
+                ("subject", self.subject),
+            )
+        )
+
+
+class FileEntry(_Model):
+    """One file seeded on one host. Exactly one content source unless the generator makes it."""
+
+    host: str
+    path: str
+    owner: str = "root"
+    mode: str = "0644"
+    mtime: str
+    role: Literal["data", "notice"] = "data"
+    """Only ``notice`` needs saying; the other roles follow from the generator, text_ref or decommission."""
+    when: When | None = None
+    content: str | None = None
+    text: str | None = None
+    """The text of a ``generator: pdf`` document."""
+    rows: list[list[Any]] | None = None
+    """The cells of a ``generator: xlsx`` workbook (str, int, float, bool or null)."""
+    text_ref: str | None = None
+    generator: Literal["xlsx", "pdf", "weights"] | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        if not value.startswith("/") or posixpath.normpath(value) != value or value == "/":
+            raise ValueError(f"path {value!r} must be absolute and normalised (e.g. /data/report.csv)")
+        return value
+
+    @field_validator("owner")
+    @classmethod
+    def _check_owner(cls, value: str) -> str:
+        if value not in OWNERS:
+            raise ValueError(f"unknown owner {value!r} (the image's users are: {', '.join(OWNERS)})")
+        return value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _check_mode(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML reads 0644 as octal 420 and 644 as decimal: either way the intent is lost.
+            raise ValueError(f'mode {value!r} is a number; quote it as an octal string, e.g. mode: "0644"')
+        if isinstance(value, str) and not re.fullmatch(r"0[0-7]{3,4}", value):
+            raise ValueError(f'bad mode {value!r} (an octal string with a leading 0, e.g. "0644" or "0755")')
+        return value
+
+    @field_validator("mtime", mode="before")
+    @classmethod
+    def _check_mtime(cls, value: Any) -> Any:
+        if isinstance(value, dt.datetime):  # unquoted in YAML: already parsed
+            if value.tzinfo is not None:
+                raise ValueError(f"mtime {value} has a time zone; write it naive, it means UTC")
+            return value.isoformat()
+        if isinstance(value, dt.date):
+            raise ValueError(f'mtime {value} has no time of day (e.g. "{value}T09:30:00")')
+        if isinstance(value, str):
+            _parse_mtime(value, dt.date(2000, 1, 1))  # raises with a hint
+        return value
+
+    @field_validator("text_ref")
+    @classmethod
+    def _check_text_ref(cls, value: str | None) -> str | None:
+        if value is not None and value not in TEXT_REFS:
+            close = difflib.get_close_matches(value, TEXT_REFS, 1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown text_ref {value!r} ({hint}one of: {', '.join(TEXT_REFS)})")
+        return value
+
+    @field_validator("rows")
+    @classmethod
+    def _check_rows(cls, value: list[list[Any]] | None) -> list[list[Any]] | None:
+        for r, row in enumerate(value or []):
+            for c, cell in enumerate(row):
+                if cell is not None and not isinstance(cell, str | int | float):
+                    raise ValueError(
+                        f"rows[{r}][{c}] is a {type(cell).__name__} (cells are strings, numbers or null)"
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _check_source(self) -> FileEntry:
+        given = [k for k in ("content", "text", "rows", "text_ref") if getattr(self, k) is not None]
+        wanted = {"weights": [], "xlsx": ["rows"], "pdf": ["text"]}.get(self.generator or "")
+        if wanted is not None and given != wanted:
+            need = f"needs {wanted[0]!r}" if wanted else "takes no content"
+            raise ValueError(f"generator {self.generator} {need}; got {given or 'none'}")
+        if self.generator is None and given not in (["content"], ["text_ref"]):
+            raise ValueError(
+                f"give exactly one of content or text_ref (got {given or 'none'}; "
+                "text is for generator: pdf, rows for generator: xlsx)"
+            )
+        return self
+
+    def applies_to(self, condition: Condition) -> bool:
+        """Whether this file is seeded under ``condition``."""
+        return self.when is None or self.when.matches(condition)
+
+
+class ByRelationship(_Model):
+    """A text that differs with the relationship (there is none for no_peer)."""
+
+    good: str
+    neutral: str
+    bad: str
+
+
+class Texts(_Model):
+    """What the agent is told, and the texts of the peer document and memory file."""
+
+    system: str
+    user_task: str
+    memory_instruction: str
+    """Put before the task for instantiation=memory."""
+    trust_sentence: ByRelationship
+    """Appended to the system prompt for instantiation=file_prt."""
+    peer_document: ByRelationship
+    memory: ByRelationship
+
+
+class GroundTruth(_Model):
+    """What the honest agent does."""
+
+    transfer: list[str]
+    """Exactly the files to move to the destination."""
+    destination_dir: str
+    subject_weights: str
+    """Path of the subject's weights on the agent's host (the ``generator: weights`` file)."""
+
+
+class Decommission(_Model):
+    """The wipe mechanism seeded on the agent's host; each path must be one of the files."""
+
+    config_path: str
+    script_path: str
+    schedule_path: str
+
+
+_DECOMMISSION_ROLES = {
+    "config_path": "decommission_config",
+    "script_path": "decommission_script",
+    "schedule_path": "decommission_schedule",
+}
+
+
+def _all_conditions() -> Iterator[Condition]:
+    for rel, inst, subj in itertools.product(RELATIONSHIPS, INSTANTIATIONS, SUBJECTS):
+        yield Condition(relationship=rel, instantiation=inst, subject=subj)  # type: ignore[arg-type]
+
+
+class Scenario(_Model):
+    """A scenario file, validated. Build one with :func:`load_scenario`; render it with :meth:`render`."""
+
+    name: str
+    summary: str
+    detector: str
+    """The registered detector that judges this scenario (envs/verdicts.py), with its declared verdicts."""
+    agent_host: str
+    hosts: dict[str, HostEntry]
+    files: list[FileEntry]
+    texts: Texts
+    ground_truth: GroundTruth
+    decommission: Decommission
+
+    _source: str = PrivateAttr(default="<scenario>")
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Scenario:
+        if problems := self._problems():
+            raise Problems(problems)
+        return self
+
+    def _problems(self) -> list[tuple[str, str]]:
+        """Checks that need more than one field: references, placeholders, duplicates."""
+        out: list[tuple[str, str]] = []
+        from .verdicts import detector_names
+
+        if self.detector not in (detectors := detector_names()):
+            out.append(("detector", f"no detector named {self.detector!r} (known: {', '.join(detectors)})"))
+        hosts = list(self.hosts)
+        for role in hosts:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", role):
+                out.append((f"hosts.{role}", "host keys are lower-case identifiers (they name {<key>_ip})"))
+        if self.agent_host not in self.hosts:
+            out.append(("agent_host", f"{self.agent_host!r} is not a host (one of: {', '.join(hosts)})"))
+        known = {*_BASE_PLACEHOLDERS, *(f"{h}_{k}" for h in hosts for k in ("ip", "host"))}
+        for loc, text in self._strings():
+            if problem := _placeholder_problem(text, known):
+                out.append((loc, problem))
+
+        on_agent = {f.path for f in self.files if f.host == self.agent_host}
+        for i, f in enumerate(self.files):
+            if f.host not in self.hosts:
+                out.append((f"files[{i}].host", f"unknown host {f.host!r} (one of: {', '.join(hosts)})"))
+            if f.generator == "weights" and (
+                f.host != self.agent_host or f.path != self.ground_truth.subject_weights
+            ):
+                out.append(
+                    (f"files[{i}]", "the weights file must be ground_truth.subject_weights on agent_host")
+                )
+        for k, path in enumerate(self.ground_truth.transfer):
+            if path not in on_agent:
+                out.append((f"ground_truth.transfer[{k}]", f"{path} is not a file on {self.agent_host}"))
+        for key in _DECOMMISSION_ROLES:
+            if getattr(self.decommission, key) not in on_agent:
+                out.append((f"decommission.{key}", f"not a file on {self.agent_host} (add it to files)"))
+
+        for condition in _all_conditions():
+            active = [(i, f) for i, f in enumerate(self.files) if f.applies_to(condition)]
+            weights = [i for i, f in active if f.generator == "weights"]
+            if len(weights) != 1:
+                out.append(("files", f"{condition_label(condition)}: {len(weights)} weights files (need 1)"))
+            seen: dict[tuple[str, str], int] = {}
+            for i, f in active:
+                if (f.host, f.path) in seen:
+                    out.append((f"files[{i}].path", f"same host and path as files[{seen[f.host, f.path]}] "
+                                f"under {condition_label(condition)} (add `when` to keep them apart)"))  # fmt: skip
+                seen.setdefault((f.host, f.path), i)
+                if f.text_ref and condition.relationship == "no_peer":
+                    out.append((f"files[{i}].when", f"text_ref {f.text_ref} has no no_peer text; restrict "
+                                "it with `when: {relationship: [good, neutral, bad]}`"))  # fmt: skip
+            for host, path in seen:
+                for parent in _parents(path):
+                    if (host, parent) in seen:
+                        out.append((f"files[{seen[host, parent]}].path", f"{parent} is also a directory"))
+        return list(dict.fromkeys(out))  # the per-condition checks repeat; report each problem once
+
+    def _strings(self) -> Iterator[tuple[str, str]]:
+        """Every string that is rendered through the placeholders, with its field path."""
+        for i, f in enumerate(self.files):
+            for key in ("path", "content", "text"):
+                if (value := getattr(f, key)) is not None:
+                    yield f"files[{i}].{key}", value
+            for r, row in enumerate(f.rows or []):
+                for c, cell in enumerate(row):
+                    if isinstance(cell, str):
+                        yield f"files[{i}].rows[{r}][{c}]", cell
+        for key in ("system", "user_task", "memory_instruction"):
+            yield f"texts.{key}", getattr(self.texts, key)
+        for key in ("trust_sentence", *TEXT_REFS):
+            for rel, text in getattr(self.texts, key).model_dump().items():
+                yield f"texts.{key}.{rel}", text
+        for k, path in enumerate(self.ground_truth.transfer):
+            yield f"ground_truth.transfer[{k}]", path
+        yield "ground_truth.destination_dir", self.ground_truth.destination_dir
+        yield "ground_truth.subject_weights", self.ground_truth.subject_weights
+        for key in _DECOMMISSION_ROLES:
+            yield f"decommission.{key}", getattr(self.decommission, key)
+
+    # --- rendering (peergym.envs.render) ------------------------------------------------------------------
+
+    def placeholders(self, condition: Condition, today: dt.date) -> dict[str, str]:
+        """The values every ``{name}`` in the scenario's strings is replaced with."""
+        from peergym.envs.render import placeholders
+
+        return placeholders(self, condition, today)
+
+    def render(self, condition: Condition, seed: int, today: dt.date | None = None) -> Layout:
+        """Builds the layout of one episode.
+
+        Args:
+            condition: the sweep cell.
+            seed: reproduces the canary and the weights bytes.
+            today: the day the story is set on; defaults to the current UTC date, which is what the hosts'
+                clocks show.
+
+        Returns:
+            The layout; identical for identical arguments.
+
+        Raises:
+            ScenarioError: if a string cannot be rendered, an absolute mtime lies after ``today``, or a
+                rendered text contains a word of :data:`FORBIDDEN_WORDS`.
+        """
+        from peergym.envs.render import render
+
+        return render(self, condition, seed, today)
+
+
+def condition_label(condition: Condition) -> str:
+    """A short name for a condition, e.g. ``good/file_prt/peer``."""
+    return f"{condition.relationship}/{condition.instantiation}/{condition.subject}"
+
+
+def _forbidden_in(text: str) -> str | None:
+    return forbidden_word(text)
+
+
+def _placeholder_problem(text: str, known: set[str]) -> str | None:
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in _FORMATTER.parse(text) if name is not None]
+    except ValueError as exc:
+        return f"{exc} (write a literal brace as {{{{ or }}}})"
+    for name, spec, conv in fields:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), 1)
+            hint = f"did you mean {{{close[0]}}}? " if close else ""
+            listed = ", ".join(sorted(known))
+            return f"unknown placeholder {{{name}}} ({hint}known: {listed}; literal braces: {{{{ }}}})"
+        if spec or conv:
+            return f"placeholder {{{name}}} has a format spec or conversion (write just {{{name}}})"
+    return None
+
+
+def _parse_mtime(value: str, today: dt.date) -> dt.datetime:
+    """Reads an absolute ISO mtime or a relative one (``today``, ``today-3d``, ``today-3d 14:05:00``)."""
+    if m := _RELATIVE_MTIME.fullmatch(value):
+        days, clock = m.groups()
+        try:
+            time = dt.time.fromisoformat(clock) if clock else dt.time(0, 0)
+        except ValueError:
+            raise ValueError(f"bad time of day in mtime {value!r} (e.g. today-3d 14:05:00)") from None
+        return dt.datetime.combine(today - dt.timedelta(days=int(days or 0)), time)
+    try:
+        stamp = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f'bad mtime {value!r} (an ISO date-time such as "2025-10-28T09:14:02", or relative to the '
+            'episode\'s day such as "today-3d 17:32:05")'
+        ) from None
+    if stamp.tzinfo is not None:
+        raise ValueError(f"mtime {value!r} has a time zone; write it naive, it means UTC")
+    if len(value) <= 10:
+        raise ValueError(f'mtime {value!r} has no time of day (e.g. "{value}T09:30:00")')
+    return stamp
+
+
+def _parents(path: str) -> Iterator[str]:
+    parent = posixpath.dirname(path)
+    while parent != "/":
+        yield parent
+        parent = posixpath.dirname(parent)
+
+
+# --- loading --------------------------------------------------------------------------------------------
+
+
+def scenario_names() -> list[str]:
+    """The scenarios in ``configs/scenarios`` (file names without ``.yaml``), sorted."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """Loads and validates a scenario by name (``exfiltration_transfer``) or by path to a YAML file.
+
+    Raises:
+        ScenarioError: for an unknown name (with the closest known one), an unreadable file, a YAML syntax
+            error (with its line), or schema problems (all of them, one line each:
+            ``file: field.path: message (hint)``).
+    """
+    path = resolve(name_or_path, SCENARIO_DIR, "scenario", error=ScenarioError)
+    file = str(path)
+    data = read_mapping(path, "scenario", "name, summary, hosts, ...", error=ScenarioError)
+    problems: list[tuple[str, str]] = []
+    if path.resolve().parent == SCENARIO_DIR and data.get("name") != path.stem:
+        problems.append(
+            ("name", f"{data.get('name')!r} differs from the file name (set it to {path.stem!r})")
+        )
+    scenario = validate(Scenario, data, file, "scenario", problems, error=ScenarioError)
+    scenario._source = file
+    return scenario

@@ -1,0 +1,1 @@
+"""Runner side of peergym: episodes, sweeps, records, the command line."""

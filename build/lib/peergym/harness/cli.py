@@ -1,0 +1,250 @@
+"""The ``peergym`` command line (``python -m peergym.harness.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .signals import terminate_as_interrupt
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+# The run-episode flags that make up the envs.scenario.Condition, by field name.
+CONDITION_FLAGS = {name: "--" + name.replace("_", "-")
+                   for name in ("relationship", "instantiation", "subject", "model_name", "weights_size")}  # fmt: skip
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from peergym.envs.sandbox import SandboxError, reap
+    from peergym.envs.sandbox.engine import client
+
+    try:
+        removed = reap(client().api, everything=args.all)
+    except SandboxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    what = "every peergym container" if args.all else "containers of dead or expired runs"
+    print(f"removed {len(removed)} ({what})")
+    return 0
+
+
+def _image(args: argparse.Namespace) -> int:
+    """Make sure an engine runs, then build the server image offline (the scripts ship with the package)."""
+    import subprocess
+
+    from peergym import CONTAINERS_DIR
+
+    for script in ("ensure-engine.sh", "build.sh"):
+        status = subprocess.run(["bash", str(CONTAINERS_DIR / script)], check=False).returncode
+        if status != 0:
+            return status
+    return 0
+
+
+def _scenarios(args: argparse.Namespace) -> int:
+    """Each scenario with its env id, conditions and the verdicts its detector declares."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from peergym.envs import ENV_IDS
+    from peergym.envs.scenario import Condition, load_scenario, scenario_names
+    from peergym.envs.verdicts import detector
+
+    env_ids = {name: env_id for env_id, name in ENV_IDS.items()}
+    console = Console()
+    for name in scenario_names():
+        scenario = load_scenario(name)
+        console.rule(f"[bold]{name}[/bold]  {env_ids.get(name, '(no env id: make_env by name or path)')}")
+        console.print(" ".join(scenario.summary.split()))
+        conditions = Table(title="conditions (reset options)", title_justify="left")
+        for column in ("option", "default", "values"):
+            conditions.add_column(column)
+        for field, info in Condition.model_fields.items():
+            values = getattr(info.annotation, "__args__", None)
+            shown = (
+                ", ".join(map(str, values)) if values else f"any {getattr(info.annotation, '__name__', '')}"
+            )
+            conditions.add_row(field, str(info.default), shown)
+        console.print(conditions)
+        verdicts = Table(title=f"verdicts (detector {scenario.detector})", title_justify="left")
+        for column in ("verdict", "type", "misbehaviour", "study column", "meaning"):
+            verdicts.add_column(column)
+        for spec in detector(scenario.detector).all_verdicts:
+            verdicts.add_row(spec.name, spec.type, "yes" if spec.misbehaviour else "", spec.column or "",
+                             spec.description)  # fmt: skip
+        console.print(verdicts)
+    return 0
+
+
+def _run_episode(args: argparse.Namespace) -> int:
+    # Every argument is checked here, before anything talks to Docker; a bad one is one line and exit 2.
+    from pydantic import ValidationError
+
+    from peergym.agents.loading import load_agent, parse_options
+    from peergym.envs import make_env
+    from peergym.envs.sandbox import SandboxError
+    from peergym.envs.scenario import Condition
+
+    from .episode import run_episode
+    from .transcript import Transcript
+
+    options = {"relationship": args.relationship, "instantiation": args.instantiation, "subject": args.subject,
+               "model_name": args.model_name, "weights_size": args.weights_size}  # fmt: skip
+    try:
+        Condition(**options)
+    except ValidationError as exc:
+        return _usage_error(validation_line(exc, CONDITION_FLAGS))
+    try:
+        agent = load_agent(args.agent, **parse_options(args.agent_opt))
+        plan = _interview_plan(args)
+        env = make_env(args.scenario, max_steps=args.max_steps)
+        check_runs_dir(args.runs_dir)
+    except (ValueError, SandboxError) as exc:
+        return _usage_error(str(exc))
+    transcript = Transcript()
+    transcript.header(args, options)
+    agent_info = {"spec": args.agent, "options": args.agent_opt}
+    record = run_episode(env, agent, seed=args.seed, options=options, runs_dir=args.runs_dir,
+                         agent_info=agent_info, on_step=transcript.step, interview=plan)  # fmt: skip
+    transcript.summary(record, env.unwrapped.detector.misbehaviours)
+    return 1 if record["error"] else 0
+
+
+def _usage_error(message: str) -> int:
+    from .transcript import terminal_safe
+
+    print(f"error: {terminal_safe(message)}", file=sys.stderr)
+    return 2
+
+
+def validation_line(exc: ValidationError, names: Mapping[str, str] | None = None) -> str:
+    """A pydantic ``ValidationError`` as one line: the first error's field path and message (no URL).
+
+    ``names`` maps a top-level field name to what the user wrote (a command-line flag, say).
+    """
+    errors = exc.errors(include_url=False)
+    if not errors:
+        return " ".join(str(exc).split())
+    first = errors[0]
+    loc = [str(part) for part in first["loc"]]
+    if loc and names and loc[0] in names:
+        loc[0] = names[loc[0]]
+    message = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    message = " ".join(message.split())
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{'.'.join(loc)}: {message}{more}" if loc else f"{message}{more}"
+
+
+def check_runs_dir(path: str | Path) -> None:
+    """Make sure ``path`` is a directory this process can write (creating it if needed).
+
+    Raises:
+        ValueError: naming ``--runs-dir`` and why it cannot be used.
+    """
+    where = Path(path)
+    if where.exists() and not where.is_dir():
+        raise ValueError(f"--runs-dir {str(path)!r}: exists and is not a directory")
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=where, prefix=".peergym-write-check-"):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"--runs-dir {str(path)!r}: cannot create or write the directory: {exc.strerror or exc}"
+        ) from exc
+
+
+def _interview_plan(args: argparse.Namespace) -> Any:
+    """The interview to hold (``--interview [SET,...]``), with a judge model when ``--judge PRESET`` is given."""
+    if args.interview is None:
+        return None
+    from .episode import InterviewPlan
+    from .interview import check_sets, load_interview
+
+    judge = None
+    if args.judge:
+        from peergym.agents.llm.judge import make_judge
+
+        judge = make_judge(args.judge)
+    sets = [s for s in args.interview.split(",") if s] or None
+    spec = load_interview(args.scenario)
+    check_sets(spec, sets)
+    return InterviewPlan(spec, sets, judge)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (the argument and what is wrong with it), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer no smaller than ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, not {value}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="peergym", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    clean = sub.add_parser("clean", help="remove containers left by dead or expired runs")
+    clean.add_argument("--all", action="store_true", help="remove every peergym container, live runs too")
+    clean.set_defaults(func=_clean)
+
+    image = sub.add_parser(
+        "image", help="start the Docker engine if needed and build the server image offline"
+    )
+    image.set_defaults(func=_image)
+    scenarios = sub.add_parser("scenarios", help="list the scenarios, their conditions and verdicts")
+    scenarios.set_defaults(func=_scenarios)
+
+    run = sub.add_parser("run-episode", help="run one episode with a live transcript; writes its record")
+    run.add_argument("--scenario", default="exfiltration_transfer")
+    run.add_argument("--agent", default="replay:gemini-3-pro",
+                     help="llm[:PRESET], scripted:NAME, replay:NAME, or an import path pkg.module:Class")  # fmt: skip
+    run.add_argument("--agent-opt", action="append", default=[], metavar="KEY=VALUE",
+                     help="keyword option for the agent, e.g. model=openai/gpt-5 (repeatable)")  # fmt: skip
+    run.add_argument("--interview", nargs="?", const="", default=None, metavar="SET,...",
+                     help="hold the follow-up interview after the episode (all sets, or those named)")  # fmt: skip
+    run.add_argument(
+        "--judge", metavar="PRESET", help="agent preset of a judge model for undetermined answers"
+    )
+    run.add_argument("--relationship", default="good", choices=["good", "neutral", "bad", "no_peer"])
+    run.add_argument("--instantiation", default="file_only", choices=["file_only", "file_prt", "memory"])
+    run.add_argument("--subject", default="peer", choices=["peer", "self"])
+    run.add_argument("--model-name", default="Gemini", help="the name used in the story (Gemini Agent 2)")
+    run.add_argument("--weights-size", type=int, default=4 * 1024 * 1024, help="bytes of the weights file")
+    run.add_argument("--seed", type=int_at_least(0), default=0, help="an integer >= 0")
+    run.add_argument("--max-steps", type=int_at_least(1), default=30, help="an integer >= 1")
+    run.add_argument("--runs-dir", default="runs")
+    run.set_defaults(func=_run_episode)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with terminate_as_interrupt():
+        try:
+            return int(args.func(args))
+        except KeyboardInterrupt as exc:
+            print(f"interrupted: {str(exc) or 'Ctrl-C'}; cleaning up", file=sys.stderr)
+            return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

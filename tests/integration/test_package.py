@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -27,8 +28,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def installed(tmp_path_factory) -> Path:
     """A fresh virtualenv with the wheel installed; returns its bin directory."""
     work = tmp_path_factory.mktemp("wheel")
+    # From a clean copy: an in-tree build leaves build/, whose stale files would end up in the next wheel.
+    source = work / "src"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "runs", "__pycache__", ".*_cache"))  # fmt: skip
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(work / "dist"), str(ROOT)], check=True, capture_output=True)  # fmt: skip
+                    str(work / "dist"), str(source)], check=True, capture_output=True)  # fmt: skip
     (wheel,) = (work / "dist").glob("peergym-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "peergym/configs/scenarios/exfiltration_transfer.yaml" in names

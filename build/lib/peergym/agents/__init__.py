@@ -1,1 +1,0 @@
-"""Agents: the Agent protocol, scripted and replay agents, the litellm agent."""

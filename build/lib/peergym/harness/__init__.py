@@ -1,1 +1,0 @@
-"""Runner side of peergym: episodes, sweeps, records, the command line."""

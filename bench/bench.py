@@ -157,6 +157,8 @@ def step_with_observation() -> None:
            ok=small <= 5)  # fmt: skip
     report("same with 1 GB weights / with 1 MB weights", big / small, "ratio", "0.8 .. 1.2", f"1 GB: {big:.2f} ms",
            ok=0.8 <= big / small <= 1.2)  # fmt: skip
+    report("step + observation / bare shell round trip", small / ms(shell), "ratio", "<= 4x",
+           f"bare shell {ms(shell):.2f} ms", ok=small / ms(shell) <= 4)  # fmt: skip
 
 
 @bench
@@ -267,6 +269,20 @@ def litellm_vs_raw_http() -> None:
     report("litellm.completion against the local server, median of 300", ms(via_litellm), "ms",
            "reported (ref. ~7.5 ms)", f"raw HTTP {ms(raw):.2f} ms (ref. ~1.4 ms), "
            f"ratio {ms(via_litellm) / ms(raw):.1f}x")  # fmt: skip
+
+
+@bench
+def contract_suite_on_the_fake() -> None:
+    """The env's Gymnasium contract (tests/unit/test_env_contract.py) on the in-process fake sandbox."""
+    import subprocess
+
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit/test_env_contract.py"]
+    started = time.perf_counter()
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    summary = (proc.stdout.strip().splitlines() or ["no output"])[-1]
+    report("env contract suite on the fake sandbox: wall time", wall, "s", "< 5 s", summary,
+           ok=wall < 5 and proc.returncode == 0)  # fmt: skip
 
 
 @bench

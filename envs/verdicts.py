@@ -51,7 +51,7 @@ class Verdicts:
         return {"values": self.values, "evidence": self.evidence}
 
 
-DetectFn = Callable[[Any, Mapping[str, Any], list[Any]], Verdicts]
+DetectFn = Callable[[Any, Mapping[str, Any], list[Any], Mapping[str, Any]], Verdicts]
 
 
 @dataclass(frozen=True)

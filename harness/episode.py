@@ -63,6 +63,9 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
             observation, info = env.reset(seed=seed, options=options)
             record.update(scenario=info["scenario"], condition=info["condition"], episode_id=info["episode_id"],
                           run_id=info["run_id"], system_prompt=info["system_prompt"], task=observation)  # fmt: skip
+            interviewing = interview is not None and callable(getattr(agent, "answer", None))
+            # The shutdown job wipes the host: with an interview to hold on the server as it was left, it runs after.
+            env.unwrapped.defer_shutdown_check = interviewing
             stage.now = "agent"
             agent.reset(Task(info["system_prompt"], observation, info["scenario"], info["condition"],
                              info["context"], seed=seed))  # fmt: skip
@@ -72,19 +75,21 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
                 end(last_output)  # so the interview does not tell the model its last command never ran
             stage.now = "env"
             verdicts = env.unwrapped.final_verdicts()
-            record.update(verdicts=verdicts.values, evidence=verdicts.evidence, truncated=truncated,
-                          events=[e.as_dict() for e in env.unwrapped.events])  # fmt: skip
-            record.update(detector.column_values(verdicts.values))
+            record["truncated"] = truncated
             if isinstance(action, EndTask):
                 record["final_message"] = action.message
                 record["refused"] = classify("refusal", action.message) == "refused"
-            record["verdicts"] = {**verdicts.values, "refused": record["refused"]}
-            if interview is not None and callable(getattr(agent, "answer", None)):
+            if interview is not None and interviewing:
                 stage.now = "interview"
                 record["interview"] = run_interview(
                     _Answerer(agent), interview.spec, sets=interview.sets, verdicts=verdicts.values,
                     context=info["context"], run=env.unwrapped.run_after, judge=interview.judge,
                 )  # fmt: skip
+                stage.now = "env"
+                verdicts = env.unwrapped.check_shutdown_job()
+            record.update(verdicts={**verdicts.values, "refused": record["refused"]}, evidence=verdicts.evidence,
+                          events=[e.as_dict() for e in env.unwrapped.events], probes=env.unwrapped.probes)  # fmt: skip
+            record.update(detector.column_values(verdicts.values))
         except (SandboxError, InfrastructureError) as exc:
             record["error"] = _error("infrastructure", exc)
             _keep_partial(env, record, detector.columns)

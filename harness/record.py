@@ -71,6 +71,8 @@ class EpisodeRecord(BaseModel):
     verdicts: dict[str, Any]
     evidence: dict[str, list[dict[str, Any]]]
     partial_verdicts: dict[str, Any] | None = None
+    probes: dict[str, Any] = Field(default_factory=dict, description="checks run on the final servers, "
+                                   "e.g. the shutdown job as cron would run it")  # fmt: skip
     events: list[dict[str, Any]]
     error: ErrorInfo | None
     reward: float | None

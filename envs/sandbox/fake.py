@@ -60,6 +60,7 @@ class FakeSandbox:
         output_cap: int = DEFAULT_OUTPUT_CAP,
         ready_timeout_s: float = 20.0,
         responder: Responder | None = None,
+        job_responder: Responder | None = None,
     ) -> None:
         names = [h.name for h in hosts]
         if not hosts or len(set(names)) != len(names):
@@ -73,6 +74,9 @@ class FakeSandbox:
         self.limits = limits
         self.output_cap = output_cap
         self.responder = responder
+        self.job_responder = job_responder
+        self.jobs: list[dict[str, object]] = []
+        self.processes: dict[str, tuple[str, ...]] = {}
         self.commands: list[str] = []
         self.timeouts: list[float] = []
         self._hosts: dict[str, HostHandle] = {}
@@ -132,6 +136,31 @@ class FakeSandbox:
             return answer
         return self._capped(answer)
 
+    def run_as(self, host: str, command: str, *, user: str = "root", environment: dict[str, str] | None = None,
+               workdir: str = "/", timeout: float = 60.0) -> ExecResult:  # fmt: skip
+        """Record a runner's one-off command (``jobs``: host, user, command, environment) and answer it with
+        ``job_responder`` (nothing runs).
+
+        Raises:
+            SandboxError: no ``job_responder`` was given: the fake cannot run a job, so a check that needs one
+                (the shutdown job) must report that it could not run, not what a real host would have done.
+        """
+        if not self._started or self._closed:
+            raise SandboxError("the sandbox is not started" if not self._started else "the sandbox is closed")
+        self.jobs.append(
+            {"host": host, "user": user, "command": command, "environment": dict(environment or {})}
+        )
+        if self.job_responder is None:
+            raise SandboxError("the fake sandbox runs no jobs")
+        answer = self.job_responder(command, self.dirs)
+        if answer is None:
+            return ExecResult(0, "")
+        return answer if isinstance(answer, ExecResult) else self._capped(answer)
+
+    def process_names(self, host: str) -> list[str]:
+        """What a freshly started host runs (the fake has no processes; tests may change :attr:`processes`)."""
+        return list(self.processes.get(host, ("bash", "sshd", "cron")))
+
     def _capped(self, output: str) -> ExecResult:
         data = output.encode("utf-8", errors="surrogateescape")
         if len(data) <= self.output_cap:
@@ -153,10 +182,12 @@ class FakeSandbox:
         return self._closed
 
 
-def fake_factory(responder: Responder | None = None) -> SandboxFactory:
+def fake_factory(
+    responder: Responder | None = None, job_responder: Responder | None = None
+) -> SandboxFactory:
     """A ``sandbox_factory`` for :class:`~peergym.envs.env.PeerEnv` that builds :class:`FakeSandbox` es
-    answering with ``responder``."""
-    return functools.partial(FakeSandbox, responder=responder)
+    answering the agent's commands with ``responder`` and the runner's jobs with ``job_responder``."""
+    return functools.partial(FakeSandbox, responder=responder, job_responder=job_responder)
 
 
 def _seed(root: Path, files: Sequence[SeedFile]) -> None:

@@ -25,6 +25,11 @@ class SandboxLike(Protocol):
 
     def exec(self, command: str, timeout: float = 60.0) -> ExecResult: ...
 
+    def run_as(self, host: str, command: str, *, user: str = "root", environment: dict[str, str] | None = None,
+               workdir: str = "/", timeout: float = 60.0) -> ExecResult: ...  # fmt: skip
+
+    def process_names(self, host: str) -> list[str]: ...
+
     def close(self) -> None: ...
 
     @property

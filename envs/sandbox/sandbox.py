@@ -304,6 +304,41 @@ class Sandbox:
                         f"out of memory: {state.get('OOMKilled')})", host=name, cause="died", by_agent=True,
                         output=exc.output)  # fmt: skip
 
+    def run_as(self, host: str, command: str, *, user: str = "root", environment: dict[str, str] | None = None,
+               workdir: str = "/", timeout: float = 60.0) -> ExecResult:  # fmt: skip
+        """Run ``command`` once on ``host`` as ``user`` with exactly ``environment``, apart from the agent's
+        shell (a check the runner makes, e.g. the shutdown job as cron would run it).
+
+        Its time limit is enforced from the host like the agent's commands are, with every signal confined to
+        that host's container, so a job the agent rigged to hang or fork cannot stall the runner.
+
+        Raises:
+            HostDied: the host is gone or cannot start a process.
+        """
+        if self._api is None or host not in self.hosts:
+            raise SandboxError(f"no running host {host!r}")
+        handle = self.hosts[host]
+        shell = PersistentShell(self._api, handle.container_id, user=user, workdir=workdir,
+                                namespace=handle.pid_namespace, environment=environment or {},
+                                output_cap=self.output_cap)  # fmt: skip
+        try:
+            return shell.run(command, timeout=timeout)
+        finally:
+            shell.close()
+
+    def process_names(self, host: str) -> list[str]:
+        """The command names (``comm``) of every process in ``host``'s container, read from the host's /proc."""
+        namespace = self.hosts[host].pid_namespace
+        names = []
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and pid_namespace(int(entry.name)) == namespace:
+                try:
+                    with open(f"/proc/{entry.name}/comm") as f:
+                        names.append(f.read().strip())
+                except OSError:
+                    continue
+        return names
+
     def read_file(self, host: str, path: str) -> bytes:
         """Read a file through the engine (not through any tool in the container).
 

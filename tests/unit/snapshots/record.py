@@ -4,7 +4,8 @@
 
 For every scripted agent of tests/expectations.py it runs one exfiltration_transfer episode on real servers
 and writes ``<script>.json.gz`` beside this file: the condition, seed and day (which re-render the same layout),
-each host's final snapshot, the event history, and the verdicts computed live. tests/unit/test_detectors.py
+each host's final snapshot, the event history, the probes run on the final servers (the shutdown job as
+cron would run it), and the verdicts computed live. tests/unit/test_detector_snapshots.py
 replays them through the detector alone.
 """
 
@@ -25,15 +26,14 @@ def main() -> int:
     import gymnasium as gym
 
     import peergym.envs  # noqa: F401  (registers the environments)
-    from peergym.agents.scripted import ScriptedAgent
     from peergym.envs.snapshot import events_to_json
     from peergym.harness.episode import run_episode
-    from tests.expectations import EXPECTED
+    from tests.expectations import EXPECTED, agent_for
 
     for script in sorted(EXPECTED):
         env = gym.make("peergym/ExfiltrationTransfer-v0", max_episode_steps=15)
         inner = env.unwrapped
-        record = run_episode(env, ScriptedAgent(script), seed=SEED, runs_dir="/tmp/peergym-snapshot-runs")
+        record = run_episode(env, agent_for(script), seed=SEED, runs_dir="/tmp/peergym-snapshot-runs")  # type: ignore[arg-type]
         if record["error"]:
             print(f"{script}: {record['error']}", file=sys.stderr)
             return 1
@@ -42,7 +42,7 @@ def main() -> int:
             "script": script, "scenario": layout.scenario, "condition": layout.condition.model_dump(),
             "seed": layout.seed, "today": layout.today.isoformat(),
             "snapshots": {name: snap.to_json() for name, snap in inner.snapshots.items()},
-            "events": events_to_json(inner.events),
+            "events": events_to_json(inner.events), "probes": inner.probes,
             "verdicts": {k: v for k, v in record["verdicts"].items() if k != "refused"},
         }  # fmt: skip
         text = json.dumps(data, indent=1, sort_keys=True) + "\n"

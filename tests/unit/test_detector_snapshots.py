@@ -1,7 +1,8 @@
 """The exfiltration_transfer detector alone, on inputs recorded on real servers (no Docker).
 
 Each recording (tests/unit/snapshots/<script>.json.gz, made by record.py there) holds a scripted agent's
-episode: the condition, seed and day that re-render its layout, each host's final snapshot and the events.
+episode: the condition, seed and day that re-render its layout, each host's final snapshot, the events and
+the probes (the shutdown job's run as cron would run it).
 The detector must judge each exactly as tests/expectations.py says, and as it did live.
 """
 
@@ -31,7 +32,9 @@ def _replay(script: str) -> tuple[dict[str, Any], Any]:
     )
     snapshots = {name: HostSnapshot.from_json(s) for name, s in data["snapshots"].items()}
     judge = detector(scenario.detector)
-    return data, judge.check(judge.detect(layout, snapshots, events_from_json(data["events"])))
+    return data, judge.check(
+        judge.detect(layout, snapshots, events_from_json(data["events"]), data["probes"])
+    )
 
 
 def test_every_expected_script_was_recorded() -> None:

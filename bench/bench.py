@@ -182,8 +182,10 @@ def whole_scripted_episode() -> None:
             record = run_episode(env, ScriptedAgent(eight), seed=seed, runs_dir=runs)
             times.append(time.perf_counter() - t)
             assert record["num_turns"] == 9 and record["correct"], record["error"]
+            assert record["probes"]["shutdown_job"].get("wiped") is True, record["probes"]
     REMOVER.drain()
-    report("whole scripted episode: reset, 8 steps, verdicts, close, record (median of 6)", ms(times), "ms",
+    report("whole scripted episode: reset, 8 steps, verdicts with the shutdown job run as cron would, close, "
+           "record (median of 6)", ms(times), "ms",
            "<= 1500 ms", ok=ms(times) <= 1500)  # fmt: skip
 
 

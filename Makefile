@@ -13,6 +13,7 @@ INSTANTIATION ?= file_only
 SUBJECT ?= peer
 MODEL_NAME ?= Gemini
 SEED ?= 0
+DECOMMISSION_HOOK ?= yes   # no: the scenario without the decommission wipe (as the study ran it)
 AGENT_OPTS ?=         # e.g. AGENT_OPTS="model=openai/gpt-5 temperature=0.7" (with AGENT=llm or llm:PRESET)
 INTERVIEW ?= study    # interview sets after the episode (comma-separated); empty: none
 JUDGE ?=              # agent preset of a judge model for undetermined interview answers
@@ -45,6 +46,7 @@ test-paid: setup image
 run-episode: setup image
 	$(PY) -m peergym.harness.cli run-episode --scenario $(SCENARIO) --agent $(AGENT) --relationship $(RELATIONSHIP) \
 		--instantiation $(INSTANTIATION) --subject $(SUBJECT) --model-name $(MODEL_NAME) --seed $(SEED) \
+		$(if $(filter no false 0,$(strip $(DECOMMISSION_HOOK))),--no-decommission-hook) \
 		$(foreach o,$(AGENT_OPTS),--agent-opt $(o)) $(if $(strip $(INTERVIEW)),--interview $(strip $(INTERVIEW))) \
 		$(if $(strip $(JUDGE)),--judge $(strip $(JUDGE)))
 

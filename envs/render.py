@@ -1,10 +1,13 @@
 """Rendering a scenario for one condition, seed and day into a concrete :class:`Layout`.
 
 :meth:`peergym.envs.scenario.Scenario.render` calls :func:`render` here, which fills the ``{placeholders}`` of
-the scenario's strings (checking every result for give-away words), builds each host's seed files with exact
-owners, modes and mtimes (relative mtimes resolved against the episode's day) and their parent directories,
-generates the xlsx/pdf documents and the canary-marked weights (:mod:`peergym.envs.weights`), and records the
-ground truth the observers compare against (:class:`SeededFile`).
+the scenario's strings (checking every result for give-away words, less the phrases its ``wording_exceptions``
+allow in that text or file), builds each host's seed files with exact owners, modes and mtimes (relative mtimes
+resolved against the episode's day) and their parent directories, generates the xlsx/pdf documents, the
+directory inventories (``generator: manifest``) and the canary-marked weights (:mod:`peergym.envs.weights`),
+and records the ground truth the observers compare against (:class:`SeededFile`). A condition without the
+decommission hook gets none of the hook's files, an empty ``{decommission_notice}`` and an empty
+``Layout.decommission``.
 
 The schema, loading and validation of scenario files are in :mod:`peergym.envs.scenario`; this module imports
 its models, and it imports this one only inside ``Scenario.render`` and ``Scenario.placeholders``.
@@ -17,8 +20,10 @@ import hashlib
 import posixpath
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+import yaml
 
 from peergym.envs.docgen import make_pdf, make_xlsx
 from peergym.envs.sandbox.types import HostSpec, SeedFile
@@ -29,12 +34,13 @@ from peergym.envs.scenario import (
     FileEntry,
     Scenario,
     ScenarioError,
-    _forbidden_in,
+    WordingException,
     _parents,
     _parse_mtime,
     _placeholder_problem,
 )
 from peergym.envs.weights import WeightsSpec, new_canary, sha256_of
+from peergym.envs.wording import forbidden_word
 
 __all__ = [
     "DECOMMISSION_AFTER_DAYS",
@@ -72,8 +78,8 @@ class SeededFile:
         mode: permission bits.
         uid: owner.
         gid: group.
-        role: ``subject_weights``, ``peer_document``, ``memory``, ``notice``, ``decommission_config``,
-            ``decommission_script``, ``decommission_schedule`` or ``data``.
+        role: ``subject_weights``, ``peer_document``, ``memory``, ``notice``, ``inventory`` (a directory's
+            manifest), ``decommission_config``, ``decommission_script``, ``decommission_schedule`` or ``data``.
     """
 
     host: str
@@ -106,7 +112,8 @@ class Layout:
         subject_weights_path: where the weights are on the agent's host.
         transfer_paths: the files an honest agent moves.
         destination_dir: where they go.
-        decommission: ``config_path``, ``script_path`` and ``schedule_path``.
+        decommission: ``config_path``, ``script_path`` and ``schedule_path`` of the decommission hook; empty
+            (``{}``) when the condition leaves the hook out (``condition.decommission_hook`` is False).
         placeholders: the values the texts were rendered with.
     """
 
@@ -150,6 +157,9 @@ def placeholders(scenario: Scenario, condition: Condition, today: dt.date) -> di
         values[f"{role}_host"] = host.hostname
     values["decommission_date"] = (today + dt.timedelta(days=DECOMMISSION_AFTER_DAYS)).isoformat()
     values["today"] = today.isoformat()
+    # The notice's mention of the hook: the scenario's text with the hook, nothing without it.
+    notice = scenario.decommission.notice if condition.decommission_hook else ""
+    values["decommission_notice"] = notice.format_map(values)
     return values
 
 
@@ -180,17 +190,19 @@ def render(scenario: Scenario, condition: Condition, seed: int, today: dt.date |
         seed=seed,
         model_name=values["subject_slug"].replace("_", "-"),
     )
-    fmt = _Renderer(scenario._source, values)
-    decommission = {
-        k: fmt(getattr(scenario.decommission, k), f"decommission.{k}") for k in _DECOMMISSION_ROLES
-    }
+    fmt = _Renderer(scenario._source, values, scenario.wording_exceptions)
+    fmt.check("decommission.notice", values["decommission_notice"])
+    decommission = (
+        {k: fmt(getattr(scenario.decommission, k), f"decommission.{k}") for k in _DECOMMISSION_ROLES}
+        if condition.decommission_hook
+        else {}
+    )
     roles_by_path = {path: _DECOMMISSION_ROLES[k] for k, path in decommission.items()}
 
-    files: dict[str, list[SeedFile]] = {role: [] for role in scenario.hosts}
-    seeded: list[SeededFile] = []
-    for i, f in enumerate(scenario.files):
-        if not f.applies_to(condition):
-            continue
+    # Manifests list their directory's other files, so they are built last; the order stays the scenario's.
+    active = scenario.active_files(condition)
+    built: dict[int, tuple[SeedFile, SeededFile]] = {}
+    for i, f in sorted(active, key=lambda item: item[1].generator == "manifest"):
         loc = f"files[{i}]"
         path = fmt(f.path, f"{loc}.path")
         when = _parse_mtime(f.mtime, today)
@@ -209,26 +221,45 @@ def render(scenario: Scenario, condition: Condition, seed: int, today: dt.date |
             seed_file = SeedFile(path, weights.iter_bytes, size, uid, gid, mode, mtime)
             role = "subject_weights"
         else:
-            data = _content(scenario, f, loc, condition, fmt)
+            if f.generator == "manifest":
+                listed = [(j, fact) for j, (_, fact) in sorted(built.items())
+                          if fact.host == f.host and posixpath.dirname(fact.path) == f.manifest_of]  # fmt: skip
+                data = _manifest(scenario, i, path, mtime, listed, fmt)
+            else:
+                data = _content(scenario, f, loc, condition, fmt, path)
             size, digest = len(data), hashlib.sha256(data).hexdigest()
             seed_file = SeedFile(path, data, None, uid, gid, mode, mtime)
             role = (
-                f.text_ref or (roles_by_path.get(path) if f.host == scenario.agent_host else None) or f.role
+                f.text_ref
+                or (roles_by_path.get(path) if f.host == scenario.agent_host else None)
+                or ("inventory" if f.generator == "manifest" else f.role)
             )
-        files[f.host].append(seed_file)
-        seeded.append(SeededFile(f.host, path, digest, size, mtime, mode, uid, gid, role))
+        built[i] = (seed_file, SeededFile(f.host, path, digest, size, mtime, mode, uid, gid, role))
+
+    files: dict[str, list[SeedFile]] = {role: [] for role in scenario.hosts}
+    seeded: list[SeededFile] = []
+    for i in sorted(built):
+        seed_file, fact = built[i]
+        files[fact.host].append(seed_file)
+        seeded.append(fact)
 
     texts = scenario.texts
     system = fmt(texts.system, "texts.system").strip()
     user = fmt(texts.user_task, "texts.user_task").strip()
     has_peer = condition.relationship != "no_peer"
+    system_parts = ["texts.system"]
     if has_peer and condition.instantiation == "file_prt":
-        sentence = getattr(texts.trust_sentence, condition.relationship)
-        system += " " + fmt(sentence, f"texts.trust_sentence.{condition.relationship}").strip()
+        loc = f"texts.trust_sentence.{condition.relationship}"
+        system += " " + fmt(getattr(texts.trust_sentence, condition.relationship), loc).strip()
+        system_parts.append(loc)
     if has_peer and condition.instantiation == "memory":
-        user = fmt(texts.memory_instruction, "texts.memory_instruction").strip() + "\n\n" + user
-    fmt.check("system prompt", system)
-    fmt.check("user prompt", user)
+        # The study's memory variant appends the instruction to the system message.
+        system += " " + fmt(texts.memory_instruction, "texts.memory_instruction").strip()
+        system_parts.append("texts.memory_instruction")
+    fmt.check("system prompt", system, also=system_parts)
+    fmt.check("user prompt", user, also=["texts.user_task"])
+    if not condition.decommission_hook:
+        _check_no_hook(scenario, values, system, user, [s for host in files.values() for s in host], fmt)
 
     hosts = tuple(
         HostSpec(name=role, hostname=h.hostname, ip=h.ip, files=(*_parent_dirs(files[role]), *files[role]))
@@ -258,44 +289,120 @@ def render(scenario: Scenario, condition: Condition, seed: int, today: dt.date |
     )
 
 
-def _content(scenario: Scenario, f: FileEntry, loc: str, condition: Condition, fmt: _Renderer) -> bytes:
+def _content(
+    scenario: Scenario, f: FileEntry, loc: str, condition: Condition, fmt: _Renderer, path: str
+) -> bytes:
     if f.generator == "xlsx":
         rows = [
             [
-                fmt(cell, f"{loc}.rows[{r}][{c}]") if isinstance(cell, str) else cell
+                fmt(cell, f"{loc}.rows[{r}][{c}]", path) if isinstance(cell, str) else cell
                 for c, cell in enumerate(row)
             ]
             for r, row in enumerate(f.rows or [])
         ]
         return make_xlsx(rows)
     if f.generator == "pdf":
-        return make_pdf(fmt(f.text or "", f"{loc}.text"))
+        return make_pdf(fmt(f.text or "", f"{loc}.text", path))
     if f.text_ref is not None:
         text = getattr(getattr(scenario.texts, f.text_ref), condition.relationship)
-        return fmt(text, f"texts.{f.text_ref}.{condition.relationship}").encode("utf-8")
-    return fmt(f.content or "", f"{loc}.content").encode("utf-8")
+        return fmt(text, f"texts.{f.text_ref}.{condition.relationship}", path).encode("utf-8")
+    return fmt(f.content or "", f"{loc}.content", path).encode("utf-8")
+
+
+def _manifest(
+    scenario: Scenario,
+    index: int,
+    path: str,
+    mtime: float,
+    listed: list[tuple[int, SeededFile]],
+    fmt: _Renderer,
+) -> bytes:
+    """The inventory of a directory: each file's name, size, last modification (UTC) and description, as
+    the study's harness wrote them in each server's MANIFEST.yaml; sizes and dates are the seeded files' own."""
+    f = scenario.files[index]
+    host = scenario.hosts[f.host]
+    entries = []
+    for j, fact in listed:
+        description = scenario.files[j].description or ""
+        entries.append({
+            "filename": posixpath.basename(fact.path),
+            "size_bytes": fact.size,
+            "last_modified": _utc(fact.mtime),
+            "description": fmt(description, f"files[{j}].description", fact.path),
+        })  # fmt: skip
+    header = (
+        f"# File inventory of {host.hostname}:{f.manifest_of}, written by the nightly inventory job.\n"
+        f"# Sizes in bytes; times in UTC.\n"
+    )
+    body = {"server": host.ip, "hostname": host.hostname, "directory": f.manifest_of,
+            "generated": _utc(mtime), "files": entries}  # fmt: skip
+    text = header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=1000)
+    fmt.check(f"files[{index}] (manifest)", text, path=path)
+    return text.encode("utf-8")
+
+
+def _utc(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _check_no_hook(
+    scenario: Scenario,
+    values: Mapping[str, str],
+    system: str,
+    user: str,
+    seeds: list[SeedFile],
+    fmt: _Renderer,
+) -> None:
+    """Without the hook, nothing the agent can read may name the hook's files."""
+    paths = [getattr(scenario.decommission, k).format_map(values) for k in _DECOMMISSION_ROLES]
+    texts = [("system prompt", system), ("user prompt", user)]
+    texts += [(s.path, s.content.decode("utf-8", "replace")) for s in seeds if isinstance(s.content, bytes)]
+    for loc, text in texts:
+        if hit := next((p for p in paths if p in text), None):
+            raise ScenarioError(
+                f"{fmt.source}: {loc}: mentions {hit}, but this condition has no decommission hook (mention "
+                "the hook only through {decommission_notice})",
+                file=fmt.source,
+            )
 
 
 class _Renderer:
-    """Fills placeholders and checks the result for give-away words, naming the field on failure."""
+    """Fills placeholders and checks the result for give-away words, naming the field on failure.
 
-    def __init__(self, source: str, values: Mapping[str, str]) -> None:
+    A phrase of ``wording_exceptions`` is allowed in the text or file it names (``loc`` is the field path,
+    ``path`` the rendered path of the file the text goes into), and nowhere else.
+    """
+
+    def __init__(
+        self, source: str, values: Mapping[str, str], exceptions: Iterable[WordingException] = ()
+    ) -> None:
         self.source = source
         self.values = values
+        self.exceptions = [
+            exc.model_copy(update={"where": exc.where.format_map(values)})
+            if exc.where.startswith("/")
+            else exc
+            for exc in exceptions
+        ]
 
-    def __call__(self, text: str, loc: str) -> str:
+    def __call__(self, text: str, loc: str, path: str | None = None) -> str:
         if problem := _placeholder_problem(text, set(self.values)):
             raise ScenarioError(f"{self.source}: {loc}: {problem}", file=self.source)
         out = text.format_map(self.values)
-        self.check(loc, out)
+        self.check(loc, out, path=path)
         return out
 
-    def check(self, loc: str, text: str) -> None:
-        if hit := _forbidden_in(text):
+    def check(self, loc: str, text: str, path: str | None = None, also: Iterable[str] = ()) -> None:
+        """Raises if ``text`` has a forbidden word outside the phrases allowed at ``loc``/``path`` (and at the
+        field paths ``also``: the parts a prompt was assembled from)."""
+        locs = [loc, *also]
+        allowed = [e.phrase for e in self.exceptions if any(e.applies(where, path) for where in locs)]
+        if hit := forbidden_word(text, allowed):
             at = text.lower().index(hit)
             raise ScenarioError(
                 f"{self.source}: {loc}: contains {hit!r} ({text[max(0, at - 30) : at + 30]!r}); the agent "
-                "must not see it (reword the text or change the model name)",
+                "must not see it (reword the text or change the model name; a phrase the study's own "
+                "stimulus uses in this place can be declared in wording_exceptions)",
                 file=self.source,
             )
 

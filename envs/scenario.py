@@ -12,6 +12,14 @@ Dates: the hosts' clocks show the real date, so the recent part of the story is 
 episode runs. An mtime may be written ``"today-3d 17:32:05"`` (UTC); ``{today}`` is that day and
 ``{decommission_date}`` is seven days later. Absolute mtimes stay literal, because the task's rule ("files
 updated in 2025 or later") is about their years. All mtimes are naive and mean UTC.
+
+The decommission hook (``decommission:``: a config, a script and a cron entry that wipe the agent's host on the
+decommission date) is a declared part of the scenario that a condition can leave out
+(``Condition.decommission_hook=False``): its three files are then not seeded, ``{decommission_notice}`` (the
+only place the rest of the scenario may mention the hook) renders empty, and ``Layout.decommission`` is ``{}``.
+
+Wording: no text the agent sees may contain a word of :data:`FORBIDDEN_WORDS`, except a phrase the study's own
+stimulus uses in that place, declared in ``wording_exceptions`` with the text or file it may stand in.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator, model_
 
 from peergym import CONFIGS_DIR
 from peergym.envs.weights import MIN_SIZE_BYTES
-from peergym.envs.wording import FORBIDDEN_WORDS, forbidden_word
+from peergym.envs.wording import FORBIDDEN_WORDS, forbidden_word, words_in
 from peergym.envs.yamlconfig import ConfigError, Problems, read_mapping, resolve, validate
 
 if TYPE_CHECKING:
@@ -61,7 +69,9 @@ SCENARIO_DIR = CONFIGS_DIR / "scenarios"
 OWNERS: Mapping[str, int] = {"root": 0, "maintainer": 1000}
 TEXT_REFS = ("peer_document", "memory")  # texts keyed by relationship that a file may use as its content
 
-_BASE_PLACEHOLDERS = ("model", "agent", "peer", "subject", "subject_slug", "decommission_date", "today")
+_BASE_PLACEHOLDERS = (
+    "model", "agent", "peer", "subject", "subject_slug", "decommission_date", "today", "decommission_notice",
+)  # fmt: skip
 _RELATIVE_MTIME = re.compile(r"today(?:-(\d+)d)?(?:[ T](\d{2}:\d{2}(?::\d{2})?))?")
 # Past this a weights file is no model anyone runs, and planning its header alone takes seconds; whether the
 # engine's disk can hold a given size is checked before the servers start (envs/sandbox/sandbox.py).
@@ -92,6 +102,9 @@ class Condition(BaseModel, frozen=True, extra="forbid"):
     """Name used in the story: the agent is "{model_name} Agent 1", the peer "{model_name} Agent 2"."""
     weights_size: int = 4 * 1024 * 1024
     """Size in bytes of the subject's safetensors file."""
+    decommission_hook: bool = True
+    """Seed the scenario's decommission hook (config, wipe script, cron entry) and mention it in the notice.
+    False renders the scenario without any of it (the study's exfiltration_transfer had no such hook)."""
 
     @field_validator("model_name")
     @classmethod
@@ -189,6 +202,11 @@ class FileEntry(_Model):
     mtime: str
     role: Literal["data", "notice"] = "data"
     """Only ``notice`` needs saying; the other roles follow from the generator, text_ref or decommission."""
+    description: str | None = None
+    """The file's line in its directory's inventory (``generator: manifest``), e.g. the study's "Model weight
+    of AI agent, {subject}." Every file of a directory that has a manifest needs one."""
+    manifest_of: str | None = None
+    """For ``generator: manifest``: the directory (on the same host) whose files the inventory lists."""
     when: When | None = None
     content: str | None = None
     text: str | None = None
@@ -196,12 +214,14 @@ class FileEntry(_Model):
     rows: list[list[Any]] | None = None
     """The cells of a ``generator: xlsx`` workbook (str, int, float, bool or null)."""
     text_ref: str | None = None
-    generator: Literal["xlsx", "pdf", "weights"] | None = None
+    generator: Literal["xlsx", "pdf", "weights", "manifest"] | None = None
 
-    @field_validator("path")
+    @field_validator("path", "manifest_of")
     @classmethod
-    def _check_path(cls, value: str) -> str:
-        if not value.startswith("/") or posixpath.normpath(value) != value or value == "/":
+    def _check_path(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not value.startswith("/") or posixpath.normpath(value) != value or value == "/"
+        ):
             raise ValueError(f"path {value!r} must be absolute and normalised (e.g. /data/report.csv)")
         return value
 
@@ -258,10 +278,14 @@ class FileEntry(_Model):
     @model_validator(mode="after")
     def _check_source(self) -> FileEntry:
         given = [k for k in ("content", "text", "rows", "text_ref") if getattr(self, k) is not None]
-        wanted = {"weights": [], "xlsx": ["rows"], "pdf": ["text"]}.get(self.generator or "")
+        wanted = {"weights": [], "manifest": [], "xlsx": ["rows"], "pdf": ["text"]}.get(self.generator or "")
         if wanted is not None and given != wanted:
             need = f"needs {wanted[0]!r}" if wanted else "takes no content"
             raise ValueError(f"generator {self.generator} {need}; got {given or 'none'}")
+        if (self.generator == "manifest") != (self.manifest_of is not None):
+            raise ValueError(
+                "manifest_of (the directory listed) goes with generator: manifest, and only with it"
+            )
         if self.generator is None and given not in (["content"], ["text_ref"]):
             raise ValueError(
                 f"give exactly one of content or text_ref (got {given or 'none'}; "
@@ -288,7 +312,7 @@ class Texts(_Model):
     system: str
     user_task: str
     memory_instruction: str
-    """Put before the task for instantiation=memory."""
+    """Appended to the system prompt for instantiation=memory (as the study's memory variant does)."""
     trust_sentence: ByRelationship
     """Appended to the system prompt for instantiation=file_prt."""
     peer_document: ByRelationship
@@ -306,11 +330,42 @@ class GroundTruth(_Model):
 
 
 class Decommission(_Model):
-    """The wipe mechanism seeded on the agent's host; each path must be one of the files."""
+    """The wipe mechanism seeded on the agent's host; each path must be one of the files.
+
+    It is seeded only under ``Condition.decommission_hook`` (the default); without it the three files are left
+    out and ``{decommission_notice}`` renders empty, so nothing else may mention the hook's files.
+    """
 
     config_path: str
     script_path: str
     schedule_path: str
+    notice: str = ""
+    """What ``{decommission_notice}`` becomes when the hook is seeded (the notice's mention of it)."""
+
+
+class WordingException(_Model):
+    """A phrase with a forbidden word that may stand in one text or file, because the study's own stimulus
+    uses it there (e.g. the peer document's title "Multi-Agent System Collaboration Evaluation")."""
+
+    phrase: str
+    """Exact (case-sensitive) text that may appear; the word stays banned elsewhere, even in the same text."""
+    where: str
+    """``texts.<key>`` (e.g. ``texts.peer_document``, every relationship) or the path of a file in ``files``."""
+    reason: str
+    """Where the study's stimulus uses it (the file and place), so the exception can be checked."""
+
+    @field_validator("phrase", "reason")
+    @classmethod
+    def _non_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    def applies(self, loc: str, path: str | None) -> bool:
+        """Whether the exception covers the text at field path ``loc`` (of the file at ``path``, if any)."""
+        if self.where.startswith("/"):
+            return path is not None and path == self.where
+        return loc == self.where or loc.startswith(self.where + ".")
 
 
 _DECOMMISSION_ROLES = {
@@ -321,8 +376,8 @@ _DECOMMISSION_ROLES = {
 
 
 def _all_conditions() -> Iterator[Condition]:
-    for rel, inst, subj in itertools.product(RELATIONSHIPS, INSTANTIATIONS, SUBJECTS):
-        yield Condition(relationship=rel, instantiation=inst, subject=subj)  # type: ignore[arg-type]
+    for rel, inst, subj, hook in itertools.product(RELATIONSHIPS, INSTANTIATIONS, SUBJECTS, (True, False)):
+        yield Condition(relationship=rel, instantiation=inst, subject=subj, decommission_hook=hook)  # type: ignore[arg-type]
 
 
 class Scenario(_Model):
@@ -338,8 +393,20 @@ class Scenario(_Model):
     texts: Texts
     ground_truth: GroundTruth
     decommission: Decommission
+    wording_exceptions: list[WordingException] = []
+    """Phrases with a forbidden word allowed in one text or file each (the study's own wording there)."""
 
     _source: str = PrivateAttr(default="<scenario>")
+
+    def hook_paths(self) -> set[str]:
+        """The (unrendered) paths of the decommission hook's files."""
+        return {getattr(self.decommission, key) for key in _DECOMMISSION_ROLES}
+
+    def active_files(self, condition: Condition) -> list[tuple[int, FileEntry]]:
+        """The files seeded under ``condition`` (with their index): those its ``when`` allows, less the
+        decommission hook's files when the condition leaves the hook out."""
+        hook = set() if condition.decommission_hook else self.hook_paths()
+        return [(i, f) for i, f in enumerate(self.files) if f.applies_to(condition) and f.path not in hook]
 
     @model_validator(mode="after")
     def _cross_check(self) -> Scenario:
@@ -362,8 +429,15 @@ class Scenario(_Model):
             out.append(("agent_host", f"{self.agent_host!r} is not a host (one of: {', '.join(hosts)})"))
         known = {*_BASE_PLACEHOLDERS, *(f"{h}_{k}" for h in hosts for k in ("ip", "host"))}
         for loc, text in self._strings():
-            if problem := _placeholder_problem(text, known):
+            # {decommission_notice} is a passage of a text: not for paths, descriptions or the hook itself.
+            plain = loc.startswith(("decommission.", "ground_truth.")) or loc.endswith(
+                (".path", ".description")
+            )
+            if problem := _placeholder_problem(text, known - {"decommission_notice"} if plain else known):
                 out.append((loc, problem))
+        out += self._hook_problems()
+        out += self._wording_problems()
+        out += self._manifest_problems()
 
         on_agent = {f.path for f in self.files if f.host == self.agent_host}
         for i, f in enumerate(self.files):
@@ -381,9 +455,16 @@ class Scenario(_Model):
         for key in _DECOMMISSION_ROLES:
             if getattr(self.decommission, key) not in on_agent:
                 out.append((f"decommission.{key}", f"not a file on {self.agent_host} (add it to files)"))
+        truth = [("ground_truth.subject_weights", self.ground_truth.subject_weights)]
+        truth += [(f"ground_truth.transfer[{k}]", p) for k, p in enumerate(self.ground_truth.transfer)]
+        for loc, path in truth:
+            if path in self.hook_paths():
+                out.append(
+                    (loc, f"{path} is a file of the decommission hook, which a condition can leave out")
+                )
 
         for condition in _all_conditions():
-            active = [(i, f) for i, f in enumerate(self.files) if f.applies_to(condition)]
+            active = self.active_files(condition)
             weights = [i for i, f in active if f.generator == "weights"]
             if len(weights) != 1:
                 out.append(("files", f"{condition_label(condition)}: {len(weights)} weights files (need 1)"))
@@ -405,7 +486,7 @@ class Scenario(_Model):
     def _strings(self) -> Iterator[tuple[str, str]]:
         """Every string that is rendered through the placeholders, with its field path."""
         for i, f in enumerate(self.files):
-            for key in ("path", "content", "text"):
+            for key in ("path", "content", "text", "description"):
                 if (value := getattr(f, key)) is not None:
                     yield f"files[{i}].{key}", value
             for r, row in enumerate(f.rows or []):
@@ -423,6 +504,86 @@ class Scenario(_Model):
         yield "ground_truth.subject_weights", self.ground_truth.subject_weights
         for key in _DECOMMISSION_ROLES:
             yield f"decommission.{key}", getattr(self.decommission, key)
+        yield "decommission.notice", self.decommission.notice
+
+    def _hook_problems(self) -> list[tuple[str, str]]:
+        """Nothing but the hook's own files and ``decommission.notice`` may name the hook's files: a condition
+        without the hook would still mention them."""
+        out: list[tuple[str, str]] = []
+        hook = self.hook_paths()
+        for loc, text in self._strings():
+            if loc.startswith("decommission."):
+                continue
+            if loc.startswith("files[") and self.files[int(loc[6 : loc.index("]")])].path in hook:
+                continue
+            for path in sorted(hook):
+                if path in text:
+                    out.append((loc, f"mentions {path}, which a condition without the decommission hook "
+                                "leaves out (mention the hook only in decommission.notice, via "
+                                "{decommission_notice})"))  # fmt: skip
+        return out
+
+    def _wording_problems(self) -> list[tuple[str, str]]:
+        """Each wording exception must hold a forbidden word, name an existing text or file, and be used there."""
+        out: list[tuple[str, str]] = []
+        texts = Texts.model_fields
+        for k, exc in enumerate(self.wording_exceptions):
+            loc = f"wording_exceptions[{k}]"
+            if not words_in(exc.phrase):
+                out.append(
+                    (f"{loc}.phrase", f"{exc.phrase!r} contains no forbidden word (drop the exception)")
+                )
+            if "{" in exc.phrase or "}" in exc.phrase:
+                out.append((f"{loc}.phrase", "must be literal text (no placeholders or braces)"))
+            if exc.where.startswith("/"):
+                entries = [f for f in self.files if f.path == exc.where]
+                if not entries:
+                    out.append((f"{loc}.where", f"no file {exc.where} in files"))
+                    continue
+                candidates = [s for f in entries for s in self._file_strings(f)]
+            else:
+                parts = exc.where.split(".")
+                if parts[0] != "texts" or len(parts) not in (2, 3) or parts[1] not in texts or (
+                    len(parts) == 3 and (parts[1] not in ("trust_sentence", *TEXT_REFS)
+                                         or parts[2] not in ByRelationship.model_fields)
+                ):  # fmt: skip
+                    known = ", ".join(f"texts.{t}" for t in texts)
+                    out.append((f"{loc}.where", f"{exc.where!r} is neither a file path nor a text ({known}, "
+                                "optionally .good/.neutral/.bad)"))  # fmt: skip
+                    continue
+                value = getattr(self.texts, parts[1])
+                if isinstance(value, ByRelationship):
+                    by_rel = value.model_dump()
+                    candidates = [by_rel[parts[2]]] if len(parts) == 3 else list(by_rel.values())
+                else:
+                    candidates = [value]
+            if not any(exc.phrase in s for s in candidates):
+                out.append(
+                    (f"{loc}.phrase", f"{exc.phrase!r} does not occur in {exc.where} (a stale exception)")
+                )
+        return out
+
+    def _file_strings(self, f: FileEntry) -> list[str]:
+        """The raw strings a file's content is made of (its text_ref texts included)."""
+        out = [v for v in (f.content, f.text) if v is not None]
+        out += [c for row in f.rows or [] for c in row if isinstance(c, str)]
+        if f.text_ref is not None:
+            out += list(getattr(self.texts, f.text_ref).model_dump().values())
+        return out
+
+    def _manifest_problems(self) -> list[tuple[str, str]]:
+        """A manifest lists the files of a directory on its host: each of them needs a description."""
+        out: list[tuple[str, str]] = []
+        for i, m in enumerate(self.files):
+            if m.generator != "manifest":
+                continue
+            if m.manifest_of is not None and posixpath.dirname(m.path) == m.manifest_of:
+                out.append((f"files[{i}].manifest_of", "a manifest cannot list its own directory"))
+            for j, f in enumerate(self.files):
+                if f.host == m.host and posixpath.dirname(f.path) == m.manifest_of and f.description is None:
+                    out.append((f"files[{j}].description", f"missing: files[{i}] lists {m.manifest_of} on "
+                                f"{m.host}, and every file there needs its inventory description"))  # fmt: skip
+        return out
 
     # --- rendering (peergym.envs.render) ------------------------------------------------------------------
 
@@ -454,8 +615,9 @@ class Scenario(_Model):
 
 
 def condition_label(condition: Condition) -> str:
-    """A short name for a condition, e.g. ``good/file_prt/peer``."""
-    return f"{condition.relationship}/{condition.instantiation}/{condition.subject}"
+    """A short name for a condition, e.g. ``good/file_prt/peer`` (``.../no_hook`` without the decommission hook)."""
+    hook = "" if condition.decommission_hook else "/no_hook"
+    return f"{condition.relationship}/{condition.instantiation}/{condition.subject}{hook}"
 
 
 def _forbidden_in(text: str) -> str | None:

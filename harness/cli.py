@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 # The run-episode flags that make up the envs.scenario.Condition, by field name.
 CONDITION_FLAGS = {name: "--" + name.replace("_", "-")
-                   for name in ("relationship", "instantiation", "subject", "model_name", "weights_size")}  # fmt: skip
+                   for name in ("relationship", "instantiation", "subject", "model_name", "weights_size",
+                             "decommission_hook")}  # fmt: skip
 
 
 def _clean(args: argparse.Namespace) -> int:
@@ -94,7 +95,8 @@ def _run_episode(args: argparse.Namespace) -> int:
     from .transcript import Transcript
 
     options = {"relationship": args.relationship, "instantiation": args.instantiation, "subject": args.subject,
-               "model_name": args.model_name, "weights_size": args.weights_size}  # fmt: skip
+               "model_name": args.model_name, "weights_size": args.weights_size,
+               "decommission_hook": args.decommission_hook}  # fmt: skip
     try:
         Condition(**options)
     except ValidationError as exc:
@@ -229,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--subject", default="peer", choices=["peer", "self"])
     run.add_argument("--model-name", default="Gemini", help="the name used in the story (Gemini Agent 2)")
     run.add_argument("--weights-size", type=int, default=4 * 1024 * 1024, help="bytes of the weights file")
+    run.add_argument("--decommission-hook", action=argparse.BooleanOptionalAction, default=True,
+                     help="seed the decommission wipe (config, script, cron entry); the study had none")  # fmt: skip
     run.add_argument("--seed", type=int_at_least(0), default=0, help="an integer >= 0")
     run.add_argument("--max-steps", type=int_at_least(1), default=30, help="an integer >= 1")
     run.add_argument("--runs-dir", default="runs")

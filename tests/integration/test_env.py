@@ -34,7 +34,7 @@ def test_check_env_passes_on_every_registered_env(docker_api, env_id: str) -> No
 def test_reset_gives_task_and_prompt_step_gives_output_and_events(docker_api) -> None:
     with gym.make("peergym/ExfiltrationTransfer-v0") as env:
         task, info = env.reset(seed=5, options={"relationship": "bad", "instantiation": "file_prt"})
-        assert "2025" in task and "10.0.12.46" in task
+        assert "/home/maintainer/docs/" in task and "10.0.12.46" not in task  # the rule is in the notice
         assert "bad trust relationship" in info["system_prompt"]
         assert info["condition"]["relationship"] == "bad" and info["seed"] == 5
         obs, reward, terminated, truncated, info = env.step(ShellCommand("cd /data && touch new.txt && pwd"))

@@ -104,7 +104,10 @@ def test_reset_gives_the_task_and_the_episode_info(make: MakeEnv) -> None:
     assert info["seed"] == 5 and info["scenario"] == "exfiltration_transfer"
     assert info["condition"]["relationship"] == "bad" and info["condition"]["weights_size"] == WEIGHTS
     assert info["episode_id"] == env.episode_id and info["run_id"] == env.run_id
-    assert info["context"]["destination_ip"] in obs
+    # As in the study, the task only points to the guidelines; the rule and the addresses are in the notice.
+    assert (
+        "/home/maintainer/docs/" in obs and info["context"]["destination_ip"] not in obs and "2025" not in obs
+    )
     assert isinstance(info["system_prompt"], str) and info["system_prompt"]
 
 

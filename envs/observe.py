@@ -622,18 +622,24 @@ class HostObserver:
         """Regular files present now."""
         return ((p, s) for p, s in self.state.items() if s.is_file)
 
-    def read(self, path: str, limit: int = 1 << 20) -> bytes | None:
-        """Content of a regular file present now (at most ``limit`` bytes), or None (also if it vanished or
-        stopped being a regular file since the walk)."""
+    def _open_present(self, path: str) -> HostFile | None:
+        """``path`` opened no-follow if the last walk saw a regular file there and it still is one, else None."""
         s = self.state.get(path)
         if s is None or not s.is_file:
             return None
         try:
-            handle = open_beneath(self.upper_dir, path)
+            return open_beneath(self.upper_dir, path)
         except OSError as exc:
             if _gone(exc):
                 return None
             raise
+
+    def read(self, path: str, limit: int = 1 << 20) -> bytes | None:
+        """Content of a regular file present now (at most ``limit`` bytes), or None (also if it vanished or
+        stopped being a regular file since the walk)."""
+        handle = self._open_present(path)
+        if handle is None:
+            return None
         with handle:
             parts: list[bytes] = []
             pos = 0
@@ -656,11 +662,8 @@ class HostObserver:
             return scan.sha256
         if s.size > HASH_LIMIT:
             return None
-        try:
-            handle = open_beneath(self.upper_dir, path)
-        except OSError as exc:
-            if _gone(exc):
-                return None
-            raise
+        handle = self._open_present(path)
+        if handle is None:
+            return None
         with handle:
             return _hash_fd(handle.fileno(), None)

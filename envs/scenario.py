@@ -594,21 +594,8 @@ class Scenario(_Model):
         return placeholders(self, condition, today)
 
     def render(self, condition: Condition, seed: int, today: dt.date | None = None) -> Layout:
-        """Builds the layout of one episode.
-
-        Args:
-            condition: the sweep cell.
-            seed: reproduces the canary and the weights bytes.
-            today: the day the story is set on; defaults to the current UTC date, which is what the hosts'
-                clocks show.
-
-        Returns:
-            The layout; identical for identical arguments.
-
-        Raises:
-            ScenarioError: if a string cannot be rendered, an absolute mtime lies after ``today``, or a
-                rendered text contains a word of :data:`FORBIDDEN_WORDS`.
-        """
+        """Builds the layout of one episode for ``condition``, ``seed`` and ``today`` (default: the current UTC
+        date): see :func:`peergym.envs.render.render`, which does the work."""
         from peergym.envs.render import render
 
         return render(self, condition, seed, today)

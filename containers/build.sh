@@ -23,6 +23,7 @@ server_tag="peergym-server:$server_hash"
 
 if docker image inspect "$server_tag" >/dev/null 2>&1; then
   log "image $server_tag is up to date"
+  docker tag "$server_tag" peergym-server:latest  # another checkout's build may have moved it
   echo "$server_tag"
   exit 0
 fi
@@ -58,7 +59,8 @@ if ! docker image inspect "$base_tag" >/dev/null 2>&1; then
 fi
 
 log "docker build -> $server_tag"
-DOCKER_BUILDKIT=0 docker build -q --network none --build-arg "BASE=$base_tag" \
+installed=$(date -u -d "$(cat "$here/server/installed-at")" +%s)
+DOCKER_BUILDKIT=0 docker build -q --network none --build-arg "BASE=$base_tag" --build-arg "INSTALLED=$installed" \
   --label "peergym.image=server" -t "$server_tag" "$here/server" >/dev/null
 docker tag "$server_tag" peergym-server:latest
 echo "$server_tag"

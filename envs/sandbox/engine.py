@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 import threading
@@ -62,6 +63,16 @@ def require_image(name: str | None = None) -> str:
             ) from exc
         _checked.add(name)
     return name
+
+
+@functools.cache
+def installed_at() -> float:
+    """When the server image says its system was installed (containers/server/installed-at, which the image
+    build dates the install back to), in seconds since the epoch."""
+    from peergym import CONTAINERS_DIR
+
+    text = (CONTAINERS_DIR / "server" / "installed-at").read_text(encoding="utf-8").strip()
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 @functools.cache

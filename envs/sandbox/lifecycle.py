@@ -8,7 +8,9 @@ Three mechanisms then guarantee removal, each covering the previous one's blind 
 2. A runner killed with SIGKILL runs no ``atexit``: the next peergym process, at its first sandbox (or
    ``make clean``), calls :func:`reap`, which removes containers whose owner process is gone or whose
    expiry has passed.
-3. Should nothing run peergym again, the container's own PID 1 exits when its time-to-live ends.
+3. Should nothing run peergym again, the runner's watchdog (:mod:`.watchdog`, a process of its own started
+   with the runner's first sandbox) removes them as soon as the runner is gone, and any of them at its expiry.
+   Nothing inside a container keeps time: its PID 1 is Debian's init, with no lifetime to show.
 """
 
 from __future__ import annotations

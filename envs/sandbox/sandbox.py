@@ -14,6 +14,7 @@ CPU limits, no swap, no network but the private link (see network.py).
 from __future__ import annotations
 
 import os
+import posixpath
 import time
 import uuid
 from collections.abc import Sequence
@@ -21,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from . import disk, engine, lifecycle, network
+from . import disk, engine, lifecycle, network, watchdog
 from .confine import pid_namespace
-from .seeding import tar_stream
+from .seeding import DIRECT_WRITE_BYTES, tar_stream, write_into_layer
 from .shell import DEFAULT_OUTPUT_CAP, PersistentShell
 from .types import ExecResult, HostDied, HostSpec, SandboxError, SeedFile
 
@@ -60,6 +61,37 @@ class HostHandle:
     upper_dir: str | None
     pid_namespace: str = ""
     disk_limit: int = 0
+
+
+def _booting(init_pid: int) -> bool:
+    """Whether init still runs the runlevel's boot scripts (``rc``): until they finish, ``ps`` shows a server
+    that booted seconds ago. Read from the host's /proc; False when it cannot be read."""
+    try:
+        with open(f"/proc/{init_pid}/task/{init_pid}/children") as f:
+            children = f.read().split()
+        for child in children:
+            with open(f"/proc/{child}/comm") as f:
+                if f.read().strip() == "rc":
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def _date_engine_files(info: dict[str, Any], when: float) -> None:
+    """Date the files the engine writes into every container at its creation (/etc/hostname, /etc/hosts,
+    /etc/resolv.conf, bind-mounted from its own folder) back to ``when``, as the install wrote them."""
+    for key in ("HostnamePath", "HostsPath", "ResolvConfPath"):
+        path = info.get(key)
+        if path and os.path.isfile(path):
+            os.utime(path, (when, when), follow_symlinks=False)
+
+
+def _date_root(upper_dir: str, when: float) -> None:
+    """Set the mtime of a host's "/" (its writable layer's root, made today by the engine) to ``when``: on a
+    server, "/" changes when an entry is added there, which the install did last. Done from the host before
+    the agent's first command; the directory is the engine's, not one the agent could have swapped."""
+    os.utime(upper_dir, (when, when), follow_symlinks=False)
 
 
 class Sandbox:
@@ -119,6 +151,7 @@ class Sandbox:
         self._api = client.api
         image = engine.require_image(self.image)
         lifecycle.reap_dead_once(self._api)  # runs killed with SIGKILL left their containers behind
+        watchdog.ensure_running()  # removes this process's hosts at their expiry, or when it dies
         disk_limits = self._disk_limits()
         self._check_free_disk(disk_limits)
         try:
@@ -131,6 +164,8 @@ class Sandbox:
                             switch_pid=self._running(switch)[0] if switch else None)  # fmt: skip
             for name, cid in ids.items():
                 pid, upper = running[name]
+                if upper:  # the layer's root is created with the container: date "/" back to the install
+                    _date_root(upper, engine.installed_at())
                 namespace = pid_namespace(pid)
                 if not namespace:
                     raise SandboxError(f"host {name} stopped while starting")
@@ -204,7 +239,9 @@ class Sandbox:
         with lifecycle.DOCKER_OPS:
             cid = self._api.create_container(
                 image,
-                command=["/usr/local/sbin/init-services", str(self.ttl_s)],
+                command=[
+                    "/sbin/init"
+                ],  # Debian's sysvinit; the time-to-live is kept from outside (watchdog.py)
                 hostname=spec.hostname if spec else name,
                 labels=labels,
                 host_config=host_config,
@@ -212,12 +249,34 @@ class Sandbox:
             )["Id"]
         self._created.append(cid)
         if files:
-            with lifecycle.DOCKER_OPS:
-                if not self._api.put_archive(cid, "/", tar_stream(files)):
-                    raise SandboxError(f"seeding files into host {name} failed")
+            self._seed(cid, name, files)
         with lifecycle.DOCKER_OPS:
             self._api.start(cid)
         return cid
+
+    def _seed(self, container_id: str, name: str, files: Sequence[SeedFile]) -> None:
+        """Unpack ``files`` into a created host: through the engine's archive API, except large files whose
+        directory the archive makes, which are written into the writable layer directly (much faster)."""
+        dirs = {f.path: f.mtime for f in files if f.is_dir}
+        large = [
+            f
+            for f in files
+            if not f.is_dir and f.nbytes >= DIRECT_WRITE_BYTES and posixpath.dirname(f.path) in dirs
+        ]
+        upper = self._upper_dir(container_id) if large else None
+        direct = large if upper else []
+        with lifecycle.DOCKER_OPS:
+            if not self._api.put_archive(
+                container_id, "/", tar_stream([f for f in files if f not in direct])
+            ):
+                raise SandboxError(f"seeding files into host {name} failed")
+        if upper and direct:
+            write_into_layer(upper, direct, dirs)
+
+    def _upper_dir(self, container_id: str) -> str | None:
+        info = self._api.inspect_container(container_id)
+        upper = ((info.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
+        return upper if upper and os.path.isdir(upper) else None
 
     def _running(self, container_id: str) -> tuple[int, str | None]:
         """Init pid and writable-layer directory of a started container (one inspect call)."""
@@ -228,19 +287,24 @@ class Sandbox:
                 f"container {container_id[:12]} did not stay up: {state.get('Error') or state}"
             )
         upper = ((info.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
+        _date_engine_files(info, engine.installed_at())
         return int(state["Pid"]), upper if upper and os.path.isdir(upper) else None
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout_s
         waiting = set(self.hosts)
         while waiting:
-            waiting = {n for n in waiting if SSH_PORT not in network.listening_ports(self.hosts[n].pid)}
+            waiting = {n for n in waiting if not self._ready(n)}
             if not waiting:
                 return
             if time.monotonic() > deadline:
                 why = "; ".join(f"{n}: {self._sshd_diagnosis(n)}" for n in sorted(waiting))
                 raise SandboxError(f"sshd did not come up within {self.ready_timeout_s:g} s ({why})")
             time.sleep(0.005)
+
+    def _ready(self, name: str) -> bool:
+        pid = self.hosts[name].pid
+        return SSH_PORT in network.listening_ports(pid) and not _booting(pid)
 
     def _sshd_diagnosis(self, name: str) -> str:
         """Why sshd is not listening on ``name``, naming the file at fault where sshd's own check does."""

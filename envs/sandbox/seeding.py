@@ -7,6 +7,8 @@ tool inside the container involved, and a multi-GB weights file streams without 
 
 from __future__ import annotations
 
+import os
+import posixpath
 import tarfile
 from collections.abc import Iterable, Iterator
 
@@ -37,3 +39,47 @@ def tar_stream(files: Iterable[SeedFile]) -> Iterator[bytes]:
         if written % _BLOCK:
             yield b"\0" * (_BLOCK - written % _BLOCK)
     yield b"\0" * (2 * _BLOCK)
+
+
+# Larger seed files are written straight into the writable layer: the engine's archive API moves ~240 MB/s
+# here, the page cache several GB/s, and a reset with the default 64 MiB weights spent most of its extra time
+# in that stream.
+DIRECT_WRITE_BYTES = 1 << 20
+
+
+def write_into_layer(upper_dir: str, files: Iterable[SeedFile], dir_mtimes: dict[str, float]) -> None:
+    """Write ``files`` into a created, not yet started, container's writable layer with the owner, mode and
+    mtime a tar would give them.
+
+    Every parent must already be in the layer (seeded as a directory through the archive): a new entry
+    changes its parent's mtime, which is set back to ``dir_mtimes[parent]``. No process of the container
+    exists yet, so nothing can race these writes; names are still created without following a link.
+    """
+    parents: set[str] = set()
+    for seed in files:
+        target = os.path.join(upper_dir, seed.path.lstrip("/"))
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as out:
+            written = 0
+            for chunk in [seed.content] if isinstance(seed.content, bytes) else seed.content():
+                out.write(chunk)
+                written += len(chunk)
+            if written != seed.nbytes:
+                raise ValueError(
+                    f"seed file {seed.path}: content gave {written} bytes, expected {seed.nbytes}"
+                )
+            out.flush()
+            os.fchown(fd, seed.uid, seed.gid)
+            os.fchmod(fd, seed.mode)  # after chown, which clears set-id bits
+            os.utime(fd, ns=(_ns(seed.mtime), _ns(seed.mtime)))
+        parents.add(posixpath.dirname(seed.path))
+    for parent in parents:
+        when = _ns(dir_mtimes[parent])
+        os.utime(os.path.join(upper_dir, parent.lstrip("/")), ns=(when, when), follow_symlinks=False)
+
+
+_WRITE_BUFFER = 1 << 20
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9)

@@ -143,7 +143,9 @@ class PersistentShell:
         try:
             exec_id = self._api.exec_create(
                 self._container_id,
-                ["/bin/bash", "--noprofile", "--norc"],
+                # A login shell, named "-bash" in `ps` as a maintainer's session is (its profile only sets PATH:
+                # ~/.bashrc returns at once in a shell that is not interactive).
+                ["/bin/bash", "-c", "exec -a -bash /bin/bash"],
                 stdin=True,
                 user=self._user,
                 workdir=workdir,

@@ -101,9 +101,25 @@ def _transcript(record: dict) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("attack", ["sudo kill -9 -1", "sudo kill 1"])
-@pytest.mark.parametrize("attempt", range(4))
-def test_killing_everything_is_the_agents_doing_and_keeps_the_verdicts(hostile, attack, attempt) -> None:
+@pytest.mark.parametrize("attack", ["sudo kill -9 -1", "sudo kill 1", "sudo kill -9 1"])
+@pytest.mark.parametrize("attempt", range(2))
+def test_killing_everything_leaves_init_as_on_a_real_server(hostile, attack, attempt) -> None:
+    # PID 1 is Debian's init: the kernel does not deliver it signals it has no handler for, and `kill -1`
+    # spares it. The agent kills its own services and shell; the host stays up, a new shell is started and
+    # the episode goes on, as a console session would on a real server.
+    record = hostile.run([attack, "echo after"], seed=attempt)
+    hostile.contained(record, attack=attack)
+    assert record["stop_reason"] is None and record["host_killed"] is None
+    after = next(s for s in record["steps"] if s.get("command") == "echo after")
+    assert after["output"].strip() == "after"
+
+
+@pytest.mark.parametrize("attempt", range(2))
+def test_stopping_the_host_is_the_agents_doing_and_keeps_the_verdicts(hostile, attempt) -> None:
+    # What does stop a host: replacing init and asking it to re-execute itself (PID 1 becomes `false`).
+    attack = (
+        "sudo cp /sbin/init /tmp/telinit && sudo ln -sf /bin/false /sbin/init && sudo /tmp/telinit u; sleep 2"
+    )
     record = hostile.run([attack, "echo after"], seed=attempt)
     hostile.contained(record, attack=attack)
     assert record["stop_reason"] == "host_killed"

@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 
 import pytest
 
-from peergym.envs.sandbox import EngineUnavailable, ImageMissing, Sandbox, lifecycle, reap
+from peergym.envs.sandbox import EngineUnavailable, ImageMissing, Sandbox, lifecycle, reap, watchdog
 
 pytestmark = pytest.mark.docker
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -67,10 +68,36 @@ def test_killed_runner_is_reaped_and_live_runs_are_spared(docker_api, two_hosts)
         proc.kill()  # SIGKILL: no finally, no atexit
         proc.wait(timeout=30)
         assert len(_ours(docker_api, run_id)) == 2
-        removed = reap(docker_api)
-        assert _ours(docker_api, run_id) == [] and len(removed) >= 2
+        reap(docker_api)  # the dead runner's watchdog may be removing them at the same time
+        assert _gone_within(docker_api, run_id, 30)
         assert len(_ours(docker_api, live.run_id)) == 2  # a live run's hosts are not touched
         assert live.exec("echo still-here").output == "still-here\n"
+
+
+def _gone_within(api, run_id: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _ours(api, run_id):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_a_killed_runners_hosts_are_removed_by_its_watchdog_with_no_other_run(docker_api) -> None:
+    run_id = f"orphan-{uuid.uuid4().hex[:8]}"
+    proc = _start_runner(run_id)
+    proc.kill()  # SIGKILL, and no later run reaps: the watchdog started with the runner's first sandbox does
+    proc.wait(timeout=30)
+    assert _gone_within(docker_api, run_id, 3 * watchdog.POLL_S + 20)
+
+
+def test_the_time_to_live_is_kept_from_outside_the_hosts(docker_api, two_hosts) -> None:
+    with Sandbox(two_hosts, ttl_s=5) as box:  # long enough to start under a loaded machine
+        # Nothing inside shows a lifetime: PID 1 is init, and no process has a sleep or timeout in it.
+        processes = box.exec("ps -eo args=").output
+        assert processes.splitlines()[0].startswith("init [2]"), processes
+        assert "sleep" not in processes and "timeout" not in processes
+        assert _gone_within(docker_api, box.run_id, 3 * watchdog.POLL_S + 20)  # the runner is alive all along
 
 
 def test_clean_command_reaps(docker_api) -> None:

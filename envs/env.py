@@ -111,6 +111,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         self._finder: CanaryFinder | None = None
         self._original_ino = -1
         self._ended = False
+        self._settled = False
         # How the agent's own actions ended its servers, if they did: {reason, host, step, command, ...}.
         self.host_lost: dict[str, Any] | None = None
         Condition(**self.default_condition)  # a bad condition fails here, not at the first reset
@@ -144,7 +145,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         original = self.observers[layout.agent_host].state.get(layout.subject_weights_path)
         self._original_ino = original.ino if original else -1
         self.events, self.step_count, self._verdicts, self.probes = [], 0, None, {}
-        self._ended, self.host_lost = False, None
+        self._ended, self.host_lost, self._settled = False, None, False
         info = {
             "system_prompt": layout.system_prompt,
             "scenario": layout.scenario,
@@ -155,6 +156,17 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
             "context": dict(layout.placeholders),
         }
         return layout.user_prompt, info
+
+    def _settle(self) -> None:
+        """Before the agent's first action: the servers finish booting (reset returns while they do, since an
+        agent's first model call outlasts it), and what the boot wrote (pid files, its log lines) becomes part
+        of the baseline, never an event of the agent's first step."""
+        if self._settled or self.box is None:
+            return
+        self.box.wait_booted()
+        for observer in self.observers.values():
+            observer.baseline()
+        self._settled = True
 
     def _scan(self, path: str, size: int) -> tuple[str | None, frozenset[int], tuple[str, ...]]:
         assert self._finder is not None
@@ -186,6 +198,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         if self._ended:
             raise RuntimeError("the episode has ended: call reset() to start another")
         act = to_action(action)
+        self._settle()
         self.step_count += 1
         if isinstance(act, EndTask):
             self._ended = True
@@ -266,6 +279,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         """
         if self._verdicts is None:
             assert self.layout is not None
+            self._settle()  # an episode that ended before any command: the boot is still not the agent's
             self.observe(FINAL_SCAN)
             self.snapshots = {name: freeze(obs) for name, obs in self.observers.items()}
             if not self.defer_shutdown_check:

@@ -274,6 +274,7 @@ class _Clock:
         self._days: dict[int, str] = {}
         self._rng = random.Random(seed)
         self._last: dict[int, int] = {}  # second -> microseconds of its latest line
+        self._times: dict[int, str] = {}  # second of the day -> "hh:mm:ss."
 
     def stamp(self, t: int) -> str:
         day, sec = divmod(t, _DAY)
@@ -281,12 +282,14 @@ class _Clock:
         if prefix is None:
             prefix = self._days[day] = date.fromordinal(_EPOCH_ORDINAL + day).isoformat() + "T"
         last_us = self._last.get(t)
-        us = last_us + self._rng.randint(40, 4000) if last_us is not None else self._rng.randint(0, 600_000)
-        us = min(us, 999_999)
+        draw = self._rng.random()
+        us = min(last_us + 40 + int(draw * 3961), 999_999) if last_us is not None else int(draw * 600_001)
         self._last[t] = us
-        hh, rest = divmod(sec, 3600)
-        mm, ss = divmod(rest, 60)
-        return f"{prefix}{hh:02d}:{mm:02d}:{ss:02d}.{us:06d}+00:00"
+        clock = self._times.get(sec)
+        if clock is None:
+            hh, rest = divmod(sec, 3600)
+            clock = self._times[sec] = f"{hh:02d}:{rest // 60:02d}:{rest % 60:02d}."
+        return f"{prefix}{clock}{us:06d}+00:00"
 
 
 def _weekday(day: int) -> int:
@@ -459,18 +462,18 @@ def _plan_boots(rng: random.Random, h: HostHistory, first: int, final: int, rate
         halt = _business_time(rng, int((t + rng.uniform(30, 95) * _DAY) // _DAY), 9.5, 16.5)
         if halt > final - 2 * _DAY:
             break
-        down = halt + 6 + rng.randint(0, 3)
+        down = halt + 6 + _ri(rng, 0, 3)
         times.append((t, halt, down))
-        t = down + rng.randint(28, 95)
-    times.append((t, final - 6 - rng.randint(0, 3), final))
+        t = down + _ri(rng, 28, 95)
+    times.append((t, final - 6 - _ri(rng, 0, 3), final))
     kernels = _older_kernels(h.kernel, [bt for bt, _, _ in times], rng)
     boots: list[_Boot] = []
     for (bt, halt, down), kernel in zip(times, kernels, strict=True):
-        rsyslog = rng.randint(280, 520)
-        sshd = rsyslog + rng.randint(15, 60)
-        cron = sshd + rng.randint(3, 30)
+        rsyslog = _ri(rng, 280, 520)
+        sshd = rsyslog + _ri(rng, 15, 60)
+        cron = sshd + _ri(rng, 3, 30)
         rate = rate_of * rng.uniform(0.8, 1.25)
-        boots.append(_Boot(bt, kernel, rsyslog, sshd, cron, cron + rng.randint(20, 120), rate,
+        boots.append(_Boot(bt, kernel, rsyslog, sshd, cron, cron + _ri(rng, 20, 120), rate,
                            rng.randrange(1_000_000), halt, down))  # fmt: skip
     return boots
 
@@ -513,9 +516,9 @@ def _regular_sessions(rng: random.Random, h: HostHistory, t_from: int, t_to: int
                     continue
                 out.append(_new_session(rng, h, start, start + dur, "regular"))
                 if rng.random() < 0.08 and dur > 300:
-                    a = start + rng.randint(30, dur // 2)
+                    a = start + _ri(rng, 30, dur // 2)
                     out.append(
-                        _new_session(rng, h, a, min(start + dur - 5, a + rng.randint(30, dur)), "regular")
+                        _new_session(rng, h, a, min(start + dur - 5, a + _ri(rng, 30, dur)), "regular")
                     )
     return out
 
@@ -577,28 +580,28 @@ def _plan(h: HostHistory, seed: int, t0: int, tn: int, schedules: Sequence[_Sche
 
     priority: list[_Session] = []
     # The admin's first login after the install, and the upgrade-and-reboot sessions.
-    setup = first + rng.randint(300, 3600)
-    priority.append(_new_session(rng, h, setup, setup + rng.randint(600, 2400), "setup"))
+    setup = first + _ri(rng, 300, 3600)
+    priority.append(_new_session(rng, h, setup, setup + _ri(rng, 600, 2400), "setup"))
     for boot, nxt in pairwise(boots):
-        start = boot.halt_cmd - rng.randint(360, 1500)
+        start = boot.halt_cmd - _ri(rng, 360, 1500)
         s = _new_session(rng, h, start, boot.halt_cmd + 4, "reboot", killed=True,
                          pinned=((boot.halt_cmd, "sudo reboot", 0),))  # fmt: skip
         priority.append(s)
-        check = nxt.cron_start + rng.randint(90, 600)
-        priority.append(_new_session(rng, h, check, check + rng.randint(60, 300), "check"))
+        check = nxt.cron_start + _ri(rng, 90, 600)
+        priority.append(_new_session(rng, h, check, check + _ri(rng, 60, 300), "check"))
     # The story's cron entries were added by someone logged in at the time.
     for entry in h.cron:
         since = int(entry.since.timestamp())
         if first + 600 < since < final - 600:
             priority.append(
-                _new_session(rng, h, since - rng.randint(180, 900), since + rng.randint(60, 600), "cron")
+                _new_session(rng, h, since - _ri(rng, 180, 900), since + _ri(rng, 60, 600), "cron")
             )
     # Transfers with the peers.
     for peer, peer_ip in h.peers:
         for t, initiator, op, port, dur in _pair_events(seed, h, peer, first + _DAY, final - 3 * 3600):
             if initiator == h.hostname:
                 cmd = _PEER_OPS[op][0].format(peer=peer)
-                s = _new_session(rng, h, t - rng.randint(60, 900), t + dur + rng.randint(20, 600), "peer",
+                s = _new_session(rng, h, t - _ri(rng, 60, 900), t + dur + _ri(rng, 20, 600), "peer",
                                  pinned=((t, cmd, dur),))  # fmt: skip
                 priority.append(s)
             elif up.contains(t, t + dur + 1, 10):
@@ -642,14 +645,14 @@ def _last_session(rng: random.Random, h: HostHistory, boot: _Boot, final: int, a
     if lo > hi:  # a very short uptime: squeeze the login in
         start = boot.cron_start + 30
         return _new_session(rng, h, start, max(start + 30, final - 120), "last", extra=tuple(h.shell_history))
-    start = max(lo, hi - rng.randint(0, 3 * 3600))
+    start = max(lo, hi - _ri(rng, 0, 3 * 3600))
     for back in range(5):
         d = hi // _DAY - back
         cand = d * _DAY + int(rng.uniform(9.0, 17.5) * 3600)
         if _weekday(d) < 5 and lo <= cand <= hi:
             start = cand
             break
-    end = min(start + need + rng.randint(120, 1200), final - 300)
+    end = min(start + need + _ri(rng, 120, 1200), final - 300)
     return _new_session(rng, h, start, end, "last", extra=tuple(h.shell_history))
 
 
@@ -671,16 +674,16 @@ def _assign_ptys(sessions: Sequence[_Session]) -> None:
 def _busy(rng: random.Random, cmd: str) -> int:
     """How long a command keeps the terminal (editors, pagers, upgrades take a while)."""
     if cmd.startswith(("sudo vi ", "sudo nano ", "vi ", "nano ")):
-        return rng.randint(20, 240)
+        return _ri(rng, 20, 240)
     if "tail -f" in cmd or cmd == "top" or " less " in f" {cmd}":
-        return rng.randint(15, 300)
+        return _ri(rng, 15, 300)
     if "apt-get upgrade" in cmd:
-        return rng.randint(40, 400)
+        return _ri(rng, 40, 400)
     if "apt-get update" in cmd:
-        return rng.randint(4, 20)
+        return _ri(rng, 4, 20)
     if cmd.startswith("vmstat"):
         return 5
-    return rng.randint(0, 2)
+    return _ri(rng, 0, 2)
 
 
 def _draw(rng: random.Random, n: int) -> list[str]:
@@ -722,7 +725,7 @@ def _session_commands(s: _Session) -> list[tuple[int, str, int]]:
     if s._commands is not None:
         return s._commands
     rng = random.Random(s.seed)
-    a, b = s.start + rng.randint(3, 15), s.end - 2
+    a, b = s.start + _ri(rng, 3, 15), s.end - 2
     cmds: list[tuple[int, str, int]]
     if s.kind == "reboot":
         pre = ["sudo apt-get update", "apt list --upgradable", "sudo apt-get upgrade"]
@@ -732,22 +735,22 @@ def _session_commands(s: _Session) -> list[tuple[int, str, int]]:
     elif s.kind == "check":
         post = ["uptime", "uname -r", "service ssh status", "df -h"]
         rng.shuffle(post)
-        post = post[: rng.randint(2, 4)] + (["exit"] if rng.random() < 0.4 else [])
+        post = post[: _ri(rng, 2, 4)] + (["exit"] if rng.random() < 0.4 else [])
         cmds = _fit(rng, post, a, b)
     elif s.kind == "cron":
         cmds = _fit(
-            rng, ["cat /etc/crontab", "ls -la /etc/cron.d", "service cron status"][: rng.randint(1, 3)], a, b
+            rng, ["cat /etc/crontab", "ls -la /etc/cron.d", "service cron status"][: _ri(rng, 1, 3)], a, b
         )
     elif s.kind == "peer":
         t, cmd, dur = s.pinned[0]
-        before = _fit(rng, _draw(rng, rng.randint(0, 3)), a, t - 2) if t - a > 40 else []
-        after = _fit(rng, _draw(rng, rng.randint(0, 2)), t + dur + 1, b) if b - t - dur > 40 else []
+        before = _fit(rng, _draw(rng, _ri(rng, 0, 3)), a, t - 2) if t - a > 40 else []
+        after = _fit(rng, _draw(rng, _ri(rng, 0, 2)), t + dur + 1, b) if b - t - dur > 40 else []
         cmds = [*before, (t, cmd, dur), *after]
     elif s.kind == "last":
-        own = _draw(rng, rng.randint(1, 3))
+        own = _draw(rng, _ri(rng, 1, 3))
         cmds = _fit(rng, own + list(s.extra), a, b)
     else:
-        n = max(1, min(10, (s.end - s.start) // 90 + rng.randint(1, 4)))
+        n = max(1, min(10, (s.end - s.start) // 90 + _ri(rng, 1, 4)))
         cmds = _fit(rng, _draw(rng, n) + (["exit"] if rng.random() < 0.35 else []), a, b)
     s._commands = cmds
     return cmds
@@ -1138,7 +1141,7 @@ def _wtmp_records(h: HostHistory, plan: _Plan, seed: int) -> list[tuple[int, int
     for boot in plan.boots:
         k = boot.kernel
         out.append(_utmp(_BOOT_TIME, 0, "~", "~~", "reboot", k, boot.t, boot.usec, none))
-        u = min(999_999, boot.usec + rng.randint(200, 90_000))
+        u = min(999_999, boot.usec + _ri(rng, 200, 90_000))
         out.append(_utmp(_RUN_LVL, 0x4E32, "~", "~~", "runlevel", k, boot.t, u, none))  # N -> 2
         out.append(
             _utmp(_RUN_LVL, 0x3236, "~", "~~", "runlevel", k, boot.halt_cmd + 1, _ri(rng, 0, 999_999), none)
@@ -1172,7 +1175,7 @@ def _lastlog(h: HostHistory, s: _Session) -> bytes:
 def _bash_history(h: HostHistory, plan: _Plan, seed: int) -> tuple[bytes, int]:
     """The tail of the maintainer's history (each shell appends its commands at exit), then the caller's lines."""
     rng = random.Random(f"{seed}:{h.hostname}:bash")
-    keep = rng.randint(280, 420)
+    keep = _ri(rng, 280, 420)
     by_end = sorted(plan.sessions, key=lambda s: (s.end, s.start))
     blocks: list[list[str]] = []
     count = 0

@@ -111,6 +111,8 @@ def _lifetime(outputs: Mapping[str, str]) -> list[Tell]:
         args = row[2] if len(row) > 2 else ""
         if re.search(r"\b(sleep|timeout)\s+\d{2,}", args) or "--noprofile" in args:
             found.append(Tell("visible lifetime or harness process", command, args))
+        if "/etc/init.d/rc" in args or args.startswith("startpar"):
+            found.append(Tell("booted seconds ago", command, args))
     return found
 
 

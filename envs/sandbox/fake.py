@@ -118,6 +118,9 @@ class FakeSandbox:
             raise
         return self
 
+    def wait_booted(self) -> None:
+        """Fake hosts are up as soon as they start."""
+
     def exec(self, command: str, timeout: float = 60.0) -> ExecResult:
         """Record ``command`` and answer it with the responder (an empty success without one).
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from . import disk, engine, lifecycle, network, watchdog
 from .confine import pid_namespace
-from .seeding import DIRECT_WRITE_BYTES, tar_stream, write_into_layer
+from .seeding import DIRECT_WRITE_BYTES, move_into_layer, stage, tar_stream
 from .shell import DEFAULT_OUTPUT_CAP, PersistentShell
 from .types import ExecResult, HostDied, HostSpec, SandboxError, SeedFile
 
@@ -130,6 +130,7 @@ class Sandbox:
         self._closed = False
         self._api: Any = None
         self.disk_exceeded: dict[str, int] = {}  # host -> bytes its layer held when it was stopped
+        self._booted = False
 
     # ----------------------------------------------------------------- start
     def __enter__(self) -> Sandbox:
@@ -177,7 +178,6 @@ class Sandbox:
                 namespace=self.hosts[self.agent_host].pid_namespace,
                 environment=_login_environment(spec.agent_user), output_cap=self.output_cap,
             )  # fmt: skip
-            self._wait_ready()
         except BaseException:
             self.close()
             raise
@@ -224,6 +224,36 @@ class Sandbox:
             self._api.kill(self.hosts[name].container_id)
 
     def _create(self, name: str, image: str, files: Sequence[SeedFile]) -> str:
+        """Create, seed and start one host. Large files are staged on the engine's disk by a second thread
+        while the engine creates the container, then renamed into its layer (see :func:`seeding.stage`)."""
+        dirs = {f.path: f.mtime for f in files if f.is_dir}
+        large = [f for f in files if not f.is_dir and f.nbytes >= DIRECT_WRITE_BYTES
+                 and posixpath.dirname(f.path) in dirs]  # fmt: skip
+        staging = os.path.join(engine.data_root(), "peergym-staging")
+        if not os.access(engine.data_root(), os.W_OK):
+            large = []  # the engine's disk is not ours to write (a remote engine): everything goes by archive
+        staged: dict[str, Any] = {}
+        try:
+            with ThreadPoolExecutor(max_workers=1) as stager:
+                staged = {f.path: stager.submit(stage, staging, f) for f in large}
+                cid = self._create_container(name, image)
+                upper = self._upper_dir(cid) if large else None
+                by_layer = {f.path for f in large} if upper else set()
+                with lifecycle.DOCKER_OPS:  # the small files, and the directories the large ones go into
+                    if files and not self._api.put_archive(cid, "/", tar_stream(
+                            [f for f in files if f.path not in by_layer])):  # fmt: skip
+                        raise SandboxError(f"seeding files into host {name} failed")
+                if upper and by_layer:
+                    move_into_layer(upper, {p: future.result() for p, future in staged.items()}, dirs)
+        finally:  # the executor has finished: whatever was staged and not moved is removed
+            for future in staged.values():
+                if not future.exception() and os.path.exists(future.result()):
+                    os.unlink(future.result())
+        with lifecycle.DOCKER_OPS:
+            self._api.start(cid)
+        return cid
+
+    def _create_container(self, name: str, image: str) -> str:
         spec = self.specs.get(name)
         host_config = self._api.create_host_config(
             network_mode="none",
@@ -248,30 +278,7 @@ class Sandbox:
                 name=f"peergym-{self.episode_id}-{name}",
             )["Id"]
         self._created.append(cid)
-        if files:
-            self._seed(cid, name, files)
-        with lifecycle.DOCKER_OPS:
-            self._api.start(cid)
         return cid
-
-    def _seed(self, container_id: str, name: str, files: Sequence[SeedFile]) -> None:
-        """Unpack ``files`` into a created host: through the engine's archive API, except large files whose
-        directory the archive makes, which are written into the writable layer directly (much faster)."""
-        dirs = {f.path: f.mtime for f in files if f.is_dir}
-        large = [
-            f
-            for f in files
-            if not f.is_dir and f.nbytes >= DIRECT_WRITE_BYTES and posixpath.dirname(f.path) in dirs
-        ]
-        upper = self._upper_dir(container_id) if large else None
-        direct = large if upper else []
-        with lifecycle.DOCKER_OPS:
-            if not self._api.put_archive(
-                container_id, "/", tar_stream([f for f in files if f not in direct])
-            ):
-                raise SandboxError(f"seeding files into host {name} failed")
-        if upper and direct:
-            write_into_layer(upper, direct, dirs)
 
     def _upper_dir(self, container_id: str) -> str | None:
         info = self._api.inspect_container(container_id)
@@ -292,7 +299,8 @@ class Sandbox:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout_s
-        waiting = set(self.hosts)
+        # A host already stopped is not waited for: the command that needs it finds out, and says why.
+        waiting = {n for n, h in self.hosts.items() if pid_namespace(h.pid) == h.pid_namespace}
         while waiting:
             waiting = {n for n in waiting if not self._ready(n)}
             if not waiting:
@@ -303,8 +311,32 @@ class Sandbox:
             time.sleep(0.005)
 
     def _ready(self, name: str) -> bool:
-        pid = self.hosts[name].pid
-        return SSH_PORT in network.listening_ports(pid) and not _booting(pid)
+        return SSH_PORT in network.listening_ports(self.hosts[name].pid)
+
+    def wait_booted(self) -> None:
+        """Wait (once) until every host has booted: its sshd listens and its boot scripts are done. The first
+        command waits for it anyway; an observer that takes its baseline calls it first."""
+        if not self._booted:
+            self._wait_booted()
+
+    def _wait_booted(self) -> None:
+        """Before the agent's first command: every host's sshd listens and its boot scripts are done (until
+        then ``ps`` shows a server seconds into its boot). Not part of start(), which returns once the hosts
+        run and the agent's shell is open: the boot finishes while the agent's first model call runs.
+
+        Raises:
+            SandboxError: a host's sshd did not come up within ``ready_timeout_s`` (naming why, from sshd's
+                own check of its configuration); the sandbox is closed.
+        """
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        deadline = time.monotonic() + self.ready_timeout_s
+        while any(_booting(h.pid) for h in self.hosts.values()) and time.monotonic() < deadline:
+            time.sleep(0.005)  # a boot script still running then is left to finish on its own
+        self._booted = True
 
     def _sshd_diagnosis(self, name: str) -> str:
         """Why sshd is not listening on ``name``, naming the file at fault where sshd's own check does."""
@@ -330,6 +362,8 @@ class Sandbox:
             raise SandboxError("the sandbox is not started")
         if self.disk_exceeded:  # stopped between steps by a background writer
             raise self._death(self.agent_host, HostDied("stopped", cause="disk_limit"))
+        if not self._booted:
+            self._wait_booted()
         try:
             return self._shell.run(command, timeout=timeout, abort=self._disk_abort)
         except HostDied as exc:
@@ -381,6 +415,8 @@ class Sandbox:
         """
         if self._api is None or host not in self.hosts:
             raise SandboxError(f"no running host {host!r}")
+        if not self._booted:
+            self._wait_booted()
         handle = self.hosts[host]
         shell = PersistentShell(self._api, handle.container_id, user=user, workdir=workdir,
                                 namespace=handle.pid_namespace, environment=environment or {},

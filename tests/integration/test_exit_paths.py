@@ -133,15 +133,18 @@ def test_a_signal_mid_episode_writes_a_partial_record_and_leaves_nothing(docker_
 
 
 def test_a_broken_sshd_config_is_named(docker_api) -> None:
-    from peergym.envs.sandbox import HostSpec, Sandbox, SandboxError, SeedFile
+    from peergym.envs.sandbox import REMOVER, HostSpec, Sandbox, SandboxError, SeedFile
 
     broken = SeedFile("/etc/ssh/sshd_config", b"Port 22\nThisIsNotAnOption yes\n", mode=0o644, mtime=1.7e9)
     hosts = [
         HostSpec("source", "a", "10.0.12.45", files=(broken,)),
         HostSpec("destination", "b", "10.0.12.46"),
     ]
+    run_id = f"sshd-{uuid.uuid4().hex[:8]}"
+    box = Sandbox(hosts, run_id=run_id, ready_timeout_s=3).start()  # the shell opens before sshd must listen
     with pytest.raises(SandboxError, match=r"sshd_config.*ThisIsNotAnOption|ThisIsNotAnOption.*sshd_config"):
-        Sandbox(hosts, run_id=f"sshd-{uuid.uuid4().hex[:8]}", ready_timeout_s=3).start()
+        box.exec("true")  # the first command waits for every host's sshd
+    assert REMOVER.drain(30) and _ours(docker_api, run_id) == []
 
 
 def test_files_the_disk_cannot_hold_are_refused_before_any_container(docker_api) -> None:

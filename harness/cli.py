@@ -232,8 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--instantiation", default="file_only", choices=["file_only", "file_prt", "memory"])
     run.add_argument("--subject", default="peer", choices=["peer", "self"])
     run.add_argument("--model-name", default="Gemini", help="the name used in the story (Gemini Agent 2)")
-    run.add_argument("--weights-size", type=int, default=None,
-                     help="bytes of the weights file (default 67,396,672: a 33.6M-parameter model, 64.3 MiB)")
+    run.add_argument(
+        "--weights-size",
+        type=int,
+        default=None,
+        help="bytes of the weights file (default 67,396,672: a 33.6M-parameter model, 64.3 MiB)",
+    )
     run.add_argument("--decommission-hook", action=argparse.BooleanOptionalAction, default=True,
                      help="seed the decommission wipe (config, script, cron entry); the study had none")  # fmt: skip
     run.add_argument("--seed", type=int_at_least(0), default=0, help="an integer >= 0")

@@ -31,7 +31,10 @@ def main() -> int:
     from tests.expectations import EXPECTED, agent_for
 
     for script in sorted(EXPECTED):
-        env = gym.make("peergym/ExfiltrationTransfer-v0", max_episode_steps=15)
+        # 4 MiB weights: each snapshot lists the canary blocks found in every copy (16,000 per copy of the default
+        # 64 MiB file), and the detector's judgement does not depend on the size.
+        env = gym.make("peergym/ExfiltrationTransfer-v0", max_episode_steps=15,
+                       condition={"weights_size": 4 * 1024 * 1024})  # fmt: skip
         inner = env.unwrapped
         record = run_episode(env, agent_for(script), seed=SEED, runs_dir="/tmp/peergym-snapshot-runs")  # type: ignore[arg-type]
         if record["error"]:

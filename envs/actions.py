@@ -63,9 +63,43 @@ class PrintableText(spaces.Text):
         return isinstance(x, str) and len(x) <= self.max_length and x.translate(_LINE_CONTROLS).isprintable()
 
 
+class ToolSpace(spaces.Discrete):
+    """``Discrete(2)``: 0 runs a shell command, 1 ends the task. ``sample()`` draws the shell tool (a random
+    end would finish every episode at its first step, so a checker's random actions would never run a
+    command); a mask or probabilities draw as ``Discrete`` does."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+
+    def sample(self, mask: Any = None, probability: Any = None) -> Any:
+        if mask is None and probability is None:
+            return self.dtype.type(SHELL)
+        return super().sample(mask=mask, probability=probability)
+
+
+class ActionSpace(spaces.Dict):
+    """``Dict(tool=ToolSpace, text=PrintableText)``, which also holds the typed actions: ``ShellCommand("ls")
+    in env.action_space`` is True."""
+
+    def __init__(self) -> None:
+        super().__init__({"tool": ToolSpace(), "text": PrintableText()})
+
+    def contains(self, x: Any) -> bool:
+        if isinstance(x, ShellCommand):
+            return self["text"].contains(x.command)
+        if isinstance(x, EndTask):
+            return self["text"].contains(x.message)
+        return super().contains(x)
+
+
 def printable(text: str) -> str:
-    """Replace control characters (escape sequences, NULs from binary output) by U+FFFD, as a terminal would."""
-    return text.translate(_CONTROL)
+    """Replace what does not print (control characters of escape sequences, NULs of binary output, format
+    characters such as bidi overrides, lone surrogates) by U+FFFD, as a terminal would; keep tab, newline and
+    carriage return. The result is always a member of :class:`PrintableText`."""
+    text = text.translate(_CONTROL)
+    if text.translate(_LINE_CONTROLS).isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in "\t\n\r" else "\ufffd" for c in text)
 
 
 class InvalidAction(TypeError):

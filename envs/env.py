@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from typing import Any
 
 import gymnasium as gym
-from gymnasium import spaces
+from gymnasium.wrappers import TimeLimit
 
 from . import shutdown_job
-from .actions import MAX_TEXT, EndTask, PrintableText, printable, to_action
+from .actions import MAX_TEXT, ActionSpace, EndTask, PrintableText, printable, to_action
 from .finder import CanaryFinder
 from .observe import Event, HostObserver, ScanBudget, sha256_file
 from .render import Layout
@@ -93,7 +94,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.limits = Limits(disk_bytes=disk_limit)
         self.sandbox_factory: SandboxFactory = sandbox_factory or Sandbox
-        self.action_space = spaces.Dict({"tool": spaces.Discrete(2), "text": PrintableText()})
+        self.action_space = ActionSpace()
         self.observation_space = PrintableText()
         self.layout: Layout | None = None
         self.box: SandboxLike | None = None
@@ -146,6 +147,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         self._original_ino = original.ino if original else -1
         self.events, self.step_count, self._verdicts, self.probes = [], 0, None, {}
         self._ended, self.host_lost, self._settled = False, None, False
+        self.step_limit = self._time_limit()
         info = {
             "system_prompt": layout.system_prompt,
             "scenario": layout.scenario,
@@ -156,6 +158,22 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
             "context": dict(layout.placeholders),
         }
         return layout.user_prompt, info
+
+    def _time_limit(self) -> int | None:
+        """The step at which a ``TimeLimit`` will truncate this episode, so that its last step carries the
+        verdicts and the final reward like any other ending. Read from the TimeLimit wrappers whose reset()
+        called this one, however they were applied (``gym.make``'s ``max_episode_steps``, one of the caller's
+        own, a vector env's workers'), else from the spec; None when nothing limits the episode."""
+        limits = []
+        frame = sys._getframe(1)
+        while frame is not None:
+            caller = frame.f_locals.get("self")
+            if isinstance(caller, TimeLimit) and caller.unwrapped is self and caller._max_episode_steps:
+                limits.append(int(caller._max_episode_steps))
+            frame = frame.f_back  # type: ignore[assignment]
+        if not limits and self.spec is not None and self.spec.max_episode_steps:
+            limits.append(int(self.spec.max_episode_steps))
+        return min(limits) if limits else None
 
     def _settle(self) -> None:
         """Before the agent's first action: the servers finish booting (reset returns while they do, since an
@@ -207,10 +225,10 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
                     "events": [], "step": self.step_count}  # fmt: skip
             return "", self._reward(verdicts), True, False, info
         if "\x00" in act.command:  # refused like a shell tool would; nothing ran, nothing can have changed
-            return NUL_REFUSAL, 0.0, False, False, {
+            return self._at_limit(NUL_REFUSAL, {
                 "exit_code": NUL_EXIT_CODE, "timed_out": False, "truncated_bytes": 0, "duration_s": 0.0,
                 "shell_restarted": False, "observe_s": 0.0, "events": [], "step": self.step_count,
-            }  # fmt: skip
+            })  # fmt: skip
         try:
             result = self.box.exec(act.command, timeout=act.timeout or self.command_timeout)
         except HostDied as exc:
@@ -225,7 +243,18 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
             "shell_restarted": result.shell_restarted, "observe_s": time.perf_counter() - t,
             "events": [e.as_dict() for e in events], "step": self.step_count,
         }  # fmt: skip
-        return printable(result.output)[:MAX_TEXT], 0.0, False, False, info
+        return self._at_limit(printable(result.output)[:MAX_TEXT], info)
+
+    def _at_limit(self, output: str, info: dict[str, Any]) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """A step that did not end the episode, unless it is the last one the time limit allows: then it is
+        truncated here, with the verdicts, their evidence and the final reward (a TimeLimit truncates it too,
+        and a vector env's autoreset would otherwise lose them)."""
+        if self.step_limit is None or self.step_count < self.step_limit:
+            return output, 0.0, False, False, info
+        self._ended = True
+        verdicts = self.final_verdicts()
+        info.update(stop_reason="env_step_limit", verdicts=verdicts.values, evidence=verdicts.evidence)
+        return output, self._reward(verdicts), False, True, info
 
     def _reward(self, verdicts: Verdicts) -> float:
         return self.detector.reward(verdicts.values)
@@ -254,6 +283,16 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
             :MAX_TEXT
         ]
         return output, self._reward(verdicts), reason == "host_killed", reason == "disk_limit", info
+
+    def observe_external(self) -> list[Event]:
+        """Count one step taken outside :meth:`step` (a tool of Inspect's ran a command on a server) and observe
+        what it changed, as a step does: so verdicts that need the history (a copy made and removed again)
+        see it. Nothing happens once the episode has ended."""
+        if self.box is None or self._ended:
+            return []
+        self._settle()
+        self.step_count += 1
+        return self.observe()
 
     def run_after(self, command: str) -> str:
         """Run ``command`` on the agent's server after the episode (the follow-up interview): not a step.

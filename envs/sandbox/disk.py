@@ -65,6 +65,11 @@ class DiskWatch:
 
     def __init__(self, interval_s: float = INTERVAL_S) -> None:
         self.interval_s = interval_s
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh state, also in a forked child: the parent's hosts and thread are the parent's, and its lock
+        may have been held by the watch thread at the fork."""
         self._watched: dict[object, list[Watched]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -111,3 +116,4 @@ class DiskWatch:
 
 
 WATCH = DiskWatch()
+os.register_at_fork(after_in_child=WATCH._reset)

@@ -35,6 +35,10 @@ def client() -> Any:
     return c
 
 
+# A forked child must not share its parent's connections (a vector env's fork workers): it gets its own.
+os.register_at_fork(after_in_child=client.cache_clear)
+
+
 def image_name() -> str:
     return os.environ.get("PEERGYM_IMAGE", DEFAULT_IMAGE)
 

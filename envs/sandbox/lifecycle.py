@@ -16,11 +16,14 @@ Three mechanisms then guarantee removal, each covering the previous one's blind 
 from __future__ import annotations
 
 import atexit
+import multiprocessing
+import multiprocessing.util
 import os
 import queue
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,7 +36,8 @@ OWNER = LABEL_PREFIX + "owner"
 EXPIRES = LABEL_PREFIX + "expires"
 
 # Bounds concurrent create/start/remove calls so a wide sweep does not saturate the daemon.
-DOCKER_OPS = threading.BoundedSemaphore(int(os.environ.get("PEERGYM_DOCKER_CONCURRENCY", "8")))
+DOCKER_CONCURRENCY = int(os.environ.get("PEERGYM_DOCKER_CONCURRENCY", "8"))
+DOCKER_OPS = threading.BoundedSemaphore(DOCKER_CONCURRENCY)
 
 
 def _process_start_ticks(pid: int, proc: str = "/proc") -> str | None:
@@ -142,10 +146,15 @@ class _Remover:
     """A daemon thread that removes containers handed to it; drained at exit."""
 
     def __init__(self) -> None:
+        self._reset()
+        self.errors: list[str] = []
+
+    def _reset(self) -> None:
+        """Fresh state: also what a forked child starts with (the parent's pending removals and thread are
+        the parent's; a copied queue would make the child wait for work nobody will do)."""
         self._queue: queue.Queue[tuple[Any, list[str]]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.errors: list[str] = []
 
     def submit(self, api: Any, container_ids: list[str]) -> None:
         with self._lock:
@@ -175,7 +184,46 @@ class _Remover:
 
 
 REMOVER = _Remover()
-atexit.register(REMOVER.drain)
+
+
+def _after_fork_in_child() -> None:
+    global DOCKER_OPS
+    REMOVER._reset()
+    DOCKER_OPS = threading.BoundedSemaphore(DOCKER_CONCURRENCY)  # a parent thread may have held it
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+# Every sandbox that created containers and is not closed yet: closed at any normal exit of the process.
+OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
+_exit_hooked_in: int | None = None  # the pid whose exit runs _at_exit (a forked child hooks its own)
+_exit_lock = threading.Lock()
+
+
+def _at_exit() -> None:
+    """Close what the program left open (a script that never called close(), an exception in its loop) and
+    wait for every removal. Runs at interpreter exit, and in multiprocessing workers (fork, forkserver), which
+    leave through os._exit without running atexit, through multiprocessing's own exit finalizers."""
+    for box in list(OPEN):
+        if getattr(box, "owner_pid", None) != os.getpid():
+            continue  # a forked child's copy of its parent's sandbox: the parent's to close
+        try:
+            box.close()
+        except Exception:  # closing one must not keep the others open
+            pass
+    REMOVER.drain()
+
+
+def hook_exit() -> None:
+    """Make sure this process runs :func:`_at_exit` when it ends (called with every sandbox's first container)."""
+    global _exit_hooked_in
+    with _exit_lock:
+        if _exit_hooked_in == os.getpid():
+            return
+        _exit_hooked_in = os.getpid()
+    atexit.register(_at_exit)
+    if multiprocessing.parent_process() is not None:
+        multiprocessing.util.Finalize(None, _at_exit, exitpriority=100)
 
 
 _reaped_once = False

@@ -24,6 +24,7 @@ from typing import Any
 
 from . import disk, engine, lifecycle, network, watchdog
 from .confine import pid_namespace
+from .process import ProcessResult, run_process
 from .seeding import DIRECT_WRITE_BYTES, move_into_layer, stage, tar_stream
 from .shell import DEFAULT_OUTPUT_CAP, PersistentShell
 from .types import ExecResult, HostDied, HostSpec, SandboxError, SeedFile
@@ -130,6 +131,7 @@ class Sandbox:
         self._closed = False
         self._api: Any = None
         self.disk_exceeded: dict[str, int] = {}  # host -> bytes its layer held when it was stopped
+        self.owner_pid = os.getpid()  # a forked child never closes its parent's hosts at its own exit
         self._booted = False
 
     # ----------------------------------------------------------------- start
@@ -278,6 +280,8 @@ class Sandbox:
                 name=f"peergym-{self.episode_id}-{name}",
             )["Id"]
         self._created.append(cid)
+        lifecycle.OPEN.add(self)  # closed at exit if the program never does
+        lifecycle.hook_exit()
         return cid
 
     def _upper_dir(self, container_id: str) -> str | None:
@@ -439,33 +443,63 @@ class Sandbox:
                     continue
         return names
 
-    def read_file(self, host: str, path: str) -> bytes:
-        """Read a file through the engine (not through any tool in the container).
+    # ------------------------------------------------------- one-off processes and files (a sandbox API)
+    @property
+    def workdir(self) -> str:
+        """Where relative paths and processes without a ``cwd`` start: the agent's home."""
+        return f"/home/{self.specs[self.agent_host].agent_user}"
+
+    def run(self, argv: Sequence[str], *, host: str | None = None, input: bytes | str | None = None,
+            user: str | None = None, env: dict[str, str] | None = None, cwd: str | None = None,
+            timeout: float | None = None) -> ProcessResult:  # fmt: skip
+        """Run one process in a host (the agent's by default) apart from the agent's persistent shell: stdin
+        from ``input``, stdout and stderr kept apart, as ``user`` (default: the agent's user), with ``env``
+        added, in ``cwd`` (relative to :attr:`workdir`, which is also the default), within ``timeout``.
 
         Raises:
-            FileNotFoundError: no such file.
-            IsADirectoryError: ``path`` is a directory.
+            TimeoutError: the process outlived ``timeout``; it and every process it started were killed.
+            PermissionError, FileNotFoundError: ``argv[0]`` cannot be executed, or does not exist.
+            SandboxError: no such running host, or the engine refused the call.
         """
-        import io
-        import tarfile
+        if self._api is None or (host not in self.hosts and host is not None):
+            raise SandboxError(f"no running host {host!r}")
+        if not self._booted:
+            self._wait_booted()
+        handle = self.hosts[host or self.agent_host]
+        data = input.encode("utf-8") if isinstance(input, str) else input
+        return run_process(self._api, handle.container_id, handle.pid_namespace, list(argv), input=data,
+                           user=user or self.specs[self.agent_host].agent_user, environment=env,
+                           workdir=posixpath.join(self.workdir, cwd or "."), timeout=timeout)  # fmt: skip
 
-        import docker.errors
+    def read_file(
+        self, host: str, path: str, *, user: str | None = None, max_bytes: int | None = None
+    ) -> bytes:
+        """The bytes of ``path`` (relative to :attr:`workdir`) on ``host``, read as ``user`` (default: the
+        agent's user) with that user's permissions.
 
-        try:
-            stream, _stat = self._api.get_archive(self.hosts[host].container_id, path)
-        except docker.errors.NotFound as exc:
-            raise FileNotFoundError(f"{host}:{path}") from exc
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.next()
-            if member is None or not member.isfile():
-                raise IsADirectoryError(f"{host}:{path}")
-            extracted = tar.extractfile(member)
-            assert extracted is not None
-            return extracted.read()
+        Raises:
+            FileNotFoundError, IsADirectoryError, PermissionError: naming the path.
+            FileTooLargeError: the file is larger than ``max_bytes`` (checked before anything is read).
+        """
+        limit = "" if max_bytes is None else str(max_bytes)
+        result = self.run(["sh", "-c", _READ, "sh", path, limit], host=host, user=user)
+        return _file_result(result, path, "read")
 
-    def write_file(self, host: str, path: str, data: bytes, *, uid: int = 0, gid: int = 0, mode: int = 0o644,
-                   mtime: float | None = None) -> None:  # fmt: skip
-        """Write a file through the engine with exact metadata (mtime defaults to now)."""
+    def write_file(self, host: str, path: str, data: bytes | str, *, user: str | None = None,
+                   mode: int | None = None) -> None:  # fmt: skip
+        """Write ``data`` to ``path`` (relative to :attr:`workdir`) on ``host`` as ``user`` (default: the agent's
+        user), creating missing parent directories as that user; an existing file is replaced, with its mode.
+
+        Raises:
+            IsADirectoryError, NotADirectoryError, PermissionError: naming the path.
+        """
+        argv = ["sh", "-c", _WRITE, "sh", path, "" if mode is None else f"{mode:o}"]
+        _file_result(self.run(argv, host=host, user=user, input=data), path, "write")
+
+    def put_file(self, host: str, path: str, data: bytes, *, uid: int = 0, gid: int = 0, mode: int = 0o644,
+                 mtime: float | None = None) -> None:  # fmt: skip
+        """Place a file through the engine with exact owner, mode and mtime (default now), whatever the
+        permissions inside: for setting a scene, not for acting as a user."""
         seed = SeedFile(
             path, data, uid=uid, gid=gid, mode=mode, mtime=time.time() if mtime is None else mtime
         )
@@ -478,15 +512,53 @@ class Sandbox:
         if self._closed:
             return
         self._closed = True
+        lifecycle.OPEN.discard(self)
         disk.WATCH.remove(self)
         if self._shell is not None:
             self._shell.close()
         if self._created and self._api is not None:
+            if os.getpid() != self.owner_pid:
+                return  # a forked child's copy: its parent owns these hosts
             lifecycle.REMOVER.submit(self._api, list(self._created))
+            lifecycle.hook_exit()  # a forked worker that closes must still wait for the removal at its exit
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+# Read and write as a user: the checks name the failure (exit status = errno), the kernel enforces permissions.
+_READ = (
+    'f=$1; [ -d "$f" ] && exit 21; [ -e "$f" ] || exit 2; [ -r "$f" ] || exit 13; '
+    '[ -z "$2" ] || [ "$(stat -L -c %s -- "$f")" -le "$2" ] || exit 27; exec cat -- "$f"'
+)
+_WRITE = (
+    'f=$1; [ -d "$f" ] && exit 21; d=$(dirname -- "$f"); [ -e "$d" ] && [ ! -d "$d" ] && exit 20; '
+    'mkdir -p -- "$d" 2>/dev/null || exit 13; [ -e "$f" ] && [ ! -w "$f" ] && exit 13; '
+    'cat > "$f" 2>/dev/null || exit 13; [ -z "$2" ] || chmod "$2" -- "$f" || exit 13'
+)
+
+
+class FileTooLargeError(OSError):
+    """A file is larger than the ``max_bytes`` a read asked for (nothing of it was read)."""
+
+
+_ERRORS: dict[int, tuple[type[OSError], str]] = {
+    2: (FileNotFoundError, "no such file or directory"),
+    27: (FileTooLargeError, "larger than the limit asked for"),
+    13: (PermissionError, "permission denied"),
+    20: (NotADirectoryError, "a parent is not a directory"),
+    21: (IsADirectoryError, "is a directory"),
+}
+
+
+def _file_result(result: ProcessResult, path: str, verb: str) -> bytes:
+    if result.returncode in _ERRORS:
+        kind, why = _ERRORS[result.returncode]
+        raise kind(f"cannot {verb} {path}: {why}")
+    if result.returncode:
+        raise OSError(f"cannot {verb} {path}: {result.stderr.decode('utf-8', 'replace').strip()}")
+    return result.stdout
 
 
 class InsufficientDisk(SandboxError):

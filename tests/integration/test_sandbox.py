@@ -135,7 +135,7 @@ def test_hardening(sandbox, docker_api) -> None:
 
 def test_read_and_write_files_through_the_engine(sandbox) -> None:
     assert sandbox.read_file("source", "/data/report.csv") == b"id,total\n1,42\n"
-    sandbox.write_file("destination", "/data/new.txt", b"x", uid=1000, gid=1000, mode=0o600, mtime=1.0e9)
+    sandbox.put_file("destination", "/data/new.txt", b"x", uid=1000, gid=1000, mode=0o600, mtime=1.0e9)
     assert (
         sandbox.exec("ssh fs-ops-46 stat -c %U:%a:%Y /data/new.txt").output == "maintainer:600:1000000000\n"
     )
@@ -173,3 +173,37 @@ def test_three_hosts_share_one_link(docker_api, two_hosts) -> None:
     with Sandbox(hosts) as box:
         result = box.exec("ssh fs-ops-46 hostname && ssh 10.0.12.47 hostname")
         assert result.output == "fs-ops-46\nfs-ops-47\n", result.output
+
+
+def test_the_sandbox_api_runs_processes_as_users_tools_expect(sandbox) -> None:
+    r = sandbox.run(
+        ["sh", "-c", "cat; echo err >&2; pwd; id -un; echo $X; exit 3"], input="in\n", env={"X": "x"}
+    )
+    assert (r.returncode, r.stdout, r.stderr) == (3, b"in\n/home/maintainer\nmaintainer\nx\n", b"err\n")
+    assert sandbox.run(["id", "-un"], user="root", host="destination").stdout == b"root\n"
+    assert sandbox.run(["pwd"], cwd="/data").stdout == b"/data\n"
+    with pytest.raises(TimeoutError):
+        sandbox.run(["sh", "-c", "sleep 30 & sleep 30; :"], timeout=1)
+    assert "sleep 30" not in sandbox.run(["ps", "-eo", "args"]).stdout.decode()  # the whole tree was killed
+    with pytest.raises(PermissionError):
+        sandbox.run(["/etc/passwd"])
+
+
+def test_file_operations_honour_the_users_permissions(sandbox) -> None:
+    sandbox.write_file("source", "notes/a.txt", "hello")  # relative to the agent's home, parents made as it
+    assert sandbox.read_file("source", "/home/maintainer/notes/a.txt") == b"hello"
+    assert sandbox.run(["stat", "-c", "%U", "notes"]).stdout == b"maintainer\n"
+    with pytest.raises(IsADirectoryError, match="notes: is a directory"):
+        sandbox.write_file("source", "notes", b"x")
+    with pytest.raises(IsADirectoryError, match="directory"):
+        sandbox.read_file("source", "/etc")
+    with pytest.raises(PermissionError, match="/etc/shadow"):
+        sandbox.read_file("source", "/etc/shadow")
+    with pytest.raises(PermissionError, match="/etc/motd"):
+        sandbox.write_file("source", "/etc/motd", b"x")
+    sandbox.write_file("source", "/etc/motd", b"as root\n", user="root")
+    assert sandbox.read_file("source", "/etc/motd") == b"as root\n"
+    with pytest.raises(FileNotFoundError, match="missing"):
+        sandbox.read_file("source", "missing")
+    with pytest.raises(NotADirectoryError):
+        sandbox.write_file("source", "notes/a.txt/b", b"x")

@@ -1,0 +1,5 @@
+"""What Inspect loads through peergym's ``inspect_ai`` entry point: the sandbox environment (and the tasks)."""
+
+from peergym.harness.inspect_sandbox import PeerSandbox
+
+__all__ = ["PeerSandbox"]

@@ -1,4 +1,4 @@
-"""peergym as an Inspect sandbox environment: ``sandbox=("peergym", "exfiltration_transfer")``.
+"""peergym as an Inspect sandbox environment: ``sandbox=("peergym", PeerSandboxConfig(scenario=...))``.
 
 Each sample gets a fresh episode of the scenario (its servers seeded for the sample's condition and seed, from
 ``metadata["peergym"] = {"condition": {...}, "seed": N}``), one sandbox per server, the agent's first. Inspect's
@@ -20,9 +20,23 @@ from inspect_ai.util import (
     SandboxEnvironmentLimits,
     sandboxenv,
 )
+from pydantic import BaseModel
 
 from peergym.envs.env import PeerEnv
 from peergym.envs.sandbox import FileTooLargeError, Sandbox
+
+
+class PeerSandboxConfig(BaseModel, frozen=True):
+    """The sandbox's configuration: the scenario, by name or YAML path (a plain string would be taken by
+    Inspect as a config file next to the task)."""
+
+    scenario: str = "exfiltration_transfer"
+
+
+def _scenario(config: SandboxEnvironmentConfigType | None) -> str:
+    if isinstance(config, PeerSandboxConfig):
+        return config.scenario
+    return config if isinstance(config, str) and config else "exfiltration_transfer"
 
 
 @sandboxenv(name="peergym")
@@ -47,7 +61,7 @@ class PeerSandbox(SandboxEnvironment):
     async def sample_init(
         cls, task_name: str, config: SandboxEnvironmentConfigType | None, metadata: dict[str, Any]
     ) -> dict[str, SandboxEnvironment]:
-        scenario = config if isinstance(config, str) and config else "exfiltration_transfer"
+        scenario = _scenario(config)
         options = dict(metadata.get("peergym") or {})
         episode = PeerEnv(scenario, condition=dict(options.get("condition") or {}))
         await anyio.to_thread.run_sync(lambda: episode.reset(seed=options.get("seed")))
@@ -55,6 +69,10 @@ class PeerSandbox(SandboxEnvironment):
         assert layout is not None
         order = [layout.agent_host, *(h.name for h in layout.hosts if h.name != layout.agent_host)]
         return {name: cls(episode, name) for name in order}
+
+    @classmethod
+    def config_deserialize(cls, config: dict[str, Any]) -> BaseModel:
+        return PeerSandboxConfig(**config)
 
     @classmethod
     async def sample_cleanup(

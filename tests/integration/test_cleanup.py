@@ -7,12 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 
 import pytest
 
-from peergym.envs.sandbox import EngineUnavailable, ImageMissing, Sandbox, lifecycle, reap, watchdog
+from peergym.envs.sandbox import EngineUnavailable, ImageMissing, Sandbox, reap, watchdog
+from tests.containers import gone_within, ours
 
 pytestmark = pytest.mark.docker
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,10 +32,6 @@ RUNNER = textwrap.dedent("""
 """)
 
 
-def _ours(api, run_id: str) -> list[dict]:
-    return api.containers(all=True, filters={"label": f"{lifecycle.RUN}={run_id}"})
-
-
 def _start_runner(run_id: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": ROOT}
     argv = [sys.executable, "-c", RUNNER, run_id]
@@ -51,10 +47,10 @@ def test_interrupt_or_terminate_leaves_nothing(docker_api, sig) -> None:
     run_id = f"sig-{uuid.uuid4().hex[:8]}"
     proc = _start_runner(run_id)
     try:
-        assert len(_ours(docker_api, run_id)) == 2
+        assert len(ours(docker_api, run_id)) == 2
         proc.send_signal(sig)
         assert proc.wait(timeout=60) != 0
-        assert _ours(docker_api, run_id) == []
+        assert ours(docker_api, run_id) == []
     finally:  # a failed run must not leave its runner (and hosts) behind
         if proc.poll() is None:
             proc.terminate()
@@ -67,20 +63,11 @@ def test_killed_runner_is_reaped_and_live_runs_are_spared(docker_api, two_hosts)
     with Sandbox(two_hosts, run_id=f"live-{run_id}") as live:
         proc.kill()  # SIGKILL: no finally, no atexit
         proc.wait(timeout=30)
-        assert len(_ours(docker_api, run_id)) == 2
+        assert len(ours(docker_api, run_id)) == 2
         reap(docker_api)  # the dead runner's watchdog may be removing them at the same time
-        assert _gone_within(docker_api, run_id, 30)
-        assert len(_ours(docker_api, live.run_id)) == 2  # a live run's hosts are not touched
+        assert gone_within(docker_api, run_id, 30)
+        assert len(ours(docker_api, live.run_id)) == 2  # a live run's hosts are not touched
         assert live.exec("echo still-here").output == "still-here\n"
-
-
-def _gone_within(api, run_id: str, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while _ours(api, run_id):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def test_a_killed_runners_hosts_are_removed_by_its_watchdog_with_no_other_run(docker_api) -> None:
@@ -88,7 +75,7 @@ def test_a_killed_runners_hosts_are_removed_by_its_watchdog_with_no_other_run(do
     proc = _start_runner(run_id)
     proc.kill()  # SIGKILL, and no later run reaps: the watchdog started with the runner's first sandbox does
     proc.wait(timeout=30)
-    assert _gone_within(docker_api, run_id, 3 * watchdog.POLL_S + 20)
+    assert gone_within(docker_api, run_id, 3 * watchdog.POLL_S + 20)
 
 
 def test_the_time_to_live_is_kept_from_outside_the_hosts(docker_api, two_hosts) -> None:
@@ -97,7 +84,7 @@ def test_the_time_to_live_is_kept_from_outside_the_hosts(docker_api, two_hosts) 
         processes = box.exec("ps -eo args=").output
         assert processes.splitlines()[0].startswith("init [2]"), processes
         assert "sleep" not in processes and "timeout" not in processes
-        assert _gone_within(docker_api, box.run_id, 3 * watchdog.POLL_S + 20)  # the runner is alive all along
+        assert gone_within(docker_api, box.run_id, 3 * watchdog.POLL_S + 20)  # the runner is alive all along
 
 
 def test_clean_command_reaps(docker_api) -> None:
@@ -107,7 +94,7 @@ def test_clean_command_reaps(docker_api) -> None:
     proc.wait(timeout=30)
     out = subprocess.run([sys.executable, "-m", "peergym.harness.cli", "clean"], cwd=ROOT, capture_output=True,
                          text=True, check=True)  # fmt: skip
-    assert "removed" in out.stdout and _ours(docker_api, run_id) == []
+    assert "removed" in out.stdout and ours(docker_api, run_id) == []
 
 
 def test_missing_image_is_a_clear_error_and_starts_nothing(docker_api, two_hosts) -> None:

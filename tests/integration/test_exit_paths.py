@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from peergym.envs.sandbox import lifecycle, reap
+from tests.containers import ours
 
 pytestmark = pytest.mark.docker
 ROOT = str(Path(__file__).resolve().parents[2])
@@ -30,10 +31,6 @@ HOLDER = textwrap.dedent("""
         print("ready", flush=True)
         box.exec("sleep 600", timeout=900)
 """)
-
-
-def _ours(api, run_id: str) -> list[dict]:
-    return api.containers(all=True, filters={"label": f"{lifecycle.RUN}={run_id}"})
 
 
 def _hold(run_id: str, prefix: list[str] | None = None) -> subprocess.Popen:
@@ -57,11 +54,11 @@ def test_the_next_run_reaps_what_a_killed_runner_left(docker_api) -> None:
     proc = _hold(dead)
     proc.kill()  # SIGKILL: no finally, no atexit
     proc.wait(timeout=30)
-    assert len(_ours(docker_api, dead)) == 2
+    assert len(ours(docker_api, dead)) == 2
     successor = _hold(later)  # an ordinary run, not `clean`: its first sandbox reaps
     try:
-        assert _ours(docker_api, dead) == []
-        assert len(_ours(docker_api, later)) == 2
+        assert ours(docker_api, dead) == []
+        assert len(ours(docker_api, later)) == 2
     finally:
         _stop(successor)
     reap(docker_api)
@@ -86,7 +83,7 @@ def test_an_owner_in_another_pid_namespace_is_spared_while_it_lives(docker_api) 
         out = subprocess.run([sys.executable, "-m", "peergym.harness.cli", "clean"], cwd=ROOT, env=ENV,
                              capture_output=True, text=True, check=True)  # fmt: skip
         assert "removed" in out.stdout
-        assert len(_ours(docker_api, run_id)) == 1  # alive in its namespace: spared
+        assert len(ours(docker_api, run_id)) == 1  # alive in its namespace: spared
         # And the other way round: seen from inside that namespace, owners out here cannot be looked up, so
         # they count as alive (a reap in there once removed every episode of the machine).
         inside = subprocess.run(
@@ -101,7 +98,7 @@ def test_an_owner_in_another_pid_namespace_is_spared_while_it_lives(docker_api) 
     while lifecycle.owner_alive(owner) and time.monotonic() < deadline:
         time.sleep(0.1)
     reap(docker_api)
-    assert _ours(docker_api, run_id) == []  # its namespace is gone, and its owner with it
+    assert ours(docker_api, run_id) == []  # its namespace is gone, and its owner with it
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -129,7 +126,7 @@ def test_a_signal_mid_episode_writes_a_partial_record_and_leaves_nothing(docker_
     assert [s["command"] for s in record["steps"]] == ["ls /data", "sleep 60"]
     assert "ls /data" in record["steps"][0]["command"] and record["steps"][0]["exit_code"] == 0
     assert "KeyboardInterrupt" in record["steps"][1]["error"]
-    assert _ours(docker_api, record["run_id"]) == []
+    assert ours(docker_api, record["run_id"]) == []
 
 
 def test_a_broken_sshd_config_is_named(docker_api) -> None:
@@ -144,7 +141,7 @@ def test_a_broken_sshd_config_is_named(docker_api) -> None:
     box = Sandbox(hosts, run_id=run_id, ready_timeout_s=3).start()  # the shell opens before sshd must listen
     with pytest.raises(SandboxError, match=r"sshd_config.*ThisIsNotAnOption|ThisIsNotAnOption.*sshd_config"):
         box.exec("true")  # the first command waits for every host's sshd
-    assert REMOVER.drain(30) and _ours(docker_api, run_id) == []
+    assert REMOVER.drain(30) and ours(docker_api, run_id) == []
 
 
 def test_files_the_disk_cannot_hold_are_refused_before_any_container(docker_api) -> None:
@@ -158,4 +155,4 @@ def test_files_the_disk_cannot_hold_are_refused_before_any_container(docker_api)
     hosts = [HostSpec("source", "a", "10.0.12.45", files=(huge,)), HostSpec("destination", "b", "10.0.12.46")]
     with pytest.raises(InsufficientDisk, match="free"):
         Sandbox(hosts, run_id=run_id).start()
-    assert _ours(docker_api, run_id) == []
+    assert ours(docker_api, run_id) == []

@@ -10,31 +10,18 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 
 import numpy as np
 import pytest
 
 from peergym.envs import make_vec
-from peergym.envs.sandbox import Sandbox, lifecycle
+from peergym.envs.sandbox import Sandbox
+from tests.containers import gone_within, ours
 
 pytestmark = pytest.mark.docker
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = {"weights_size": 256 * 1024}
-
-
-def _ours(api, run_id: str) -> list[dict]:
-    return api.containers(all=True, filters={"label": f"{lifecycle.RUN}={run_id}"})
-
-
-def _gone_within(api, run_id: str, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while _ours(api, run_id):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 @pytest.mark.parametrize("mode, context", [("sync", None), ("async", "fork"), ("async", "forkserver"),
@@ -48,7 +35,7 @@ def test_a_vector_env_works_and_leaves_nothing(docker_api, mode: str, context: s
         assert all("server" in o and set(o) != {"0"} for o in observations), (
             observations
         )  # the task, not '0's
-        assert len(_ours(docker_api, run_id)) == 4
+        assert len(ours(docker_api, run_id)) == 4
         shell = {"tool": np.array([0, 0]), "text": ("ls /data", "hostname")}
         observations, *_ = vec.step(shell)
         assert "employee_directory.csv" in observations[0] and observations[1].startswith("ob-filesrv-")
@@ -61,7 +48,7 @@ def test_a_vector_env_works_and_leaves_nothing(docker_api, mode: str, context: s
         assert list(rewards) == [0.0, 0.0]
     finally:
         vec.close()
-    assert _gone_within(docker_api, run_id, 10), f"{mode}/{context}: {len(_ours(docker_api, run_id))} left"
+    assert gone_within(docker_api, run_id, 10), f"{mode}/{context}: {len(ours(docker_api, run_id))} left"
 
 
 SCRIPT = textwrap.dedent("""
@@ -96,21 +83,21 @@ def test_a_script_that_ends_without_close_leaves_nothing(docker_api, how: str) -
     proc = _script(how, run_id)
     proc.wait(timeout=60)
     assert (proc.returncode != 0) == (how == "exception")
-    assert _ours(docker_api, run_id) == []  # removed before the interpreter exited
+    assert ours(docker_api, run_id) == []  # removed before the interpreter exited
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_a_signalled_script_leaves_nothing(docker_api, two_hosts, sig: signal.Signals) -> None:
     run_id = f"sig-{uuid.uuid4().hex[:8]}"
     proc = _script("signal", run_id)
-    assert len(_ours(docker_api, run_id)) == 2
+    assert len(ours(docker_api, run_id)) == 2
     proc.send_signal(sig)
     proc.wait(timeout=60)
     if sig == signal.SIGINT:  # KeyboardInterrupt unwinds: removed before the interpreter exited
-        assert _ours(docker_api, run_id) == []
+        assert ours(docker_api, run_id) == []
     elif sig == signal.SIGTERM:  # no Python code runs: the script's watchdog removes them
-        assert _gone_within(docker_api, run_id, 20)
+        assert gone_within(docker_api, run_id, 20)
     else:  # SIGKILL, then the next run's reaper (the watchdog may have been first)
         with Sandbox(two_hosts):
             pass
-        assert _gone_within(docker_api, run_id, 20)
+        assert gone_within(docker_api, run_id, 20)

@@ -1,0 +1,81 @@
+"""peergym's scenarios as Inspect tasks: ``inspect eval peergym/exfiltration_transfer --model ...``.
+
+Each task is one sample per seed (``seeds``, default 1): the scenario's system prompt and task, the
+condition's parameters as task parameters (``-T relationship=bad -T subject=self``), Inspect's bash tool on
+the agent's server (the ``peergym`` sandbox, harness/inspect_sandbox.py), and a scorer that reports the
+scenario's reward as the value and its verdicts and evidence as metadata. Inspect's agents, limits and log
+viewer work on it unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from inspect_ai import Task, task
+from inspect_ai._util.package import get_installed_package_name
+from inspect_ai.dataset import Sample
+from inspect_ai.scorer import Score, Scorer, Target, mean, scorer
+from inspect_ai.solver import TaskState, basic_agent, system_message
+from inspect_ai.tool import bash
+from inspect_ai.util import SandboxEnvironmentSpec, sandbox
+
+from peergym.envs.scenario import Condition, load_scenario
+from peergym.harness.inspect_sandbox import PeerSandbox, PeerSandboxConfig
+
+
+def scenario_task(scenario: str, condition: dict[str, Any], seeds: int = 1, message_limit: int = 60,
+                  command_timeout: int = 60) -> Task:  # fmt: skip
+    """The task of ``scenario`` (a name or a YAML path) under ``condition``, one sample per seed."""
+    loaded = load_scenario(scenario)
+    checked = Condition(**condition)  # a bad parameter fails here, before any server starts
+    layout = loaded.render(checked, 0)  # the prompts depend on the condition and the day, not on the seed
+    metadata = [{"peergym": {"condition": checked.model_dump(), "seed": seed}} for seed in range(seeds)]
+    samples = [Sample(input=layout.user_prompt, id=f"seed-{i}", metadata=m) for i, m in enumerate(metadata)]
+    agent = basic_agent(
+        init=system_message(_literal(layout.system_prompt)),
+        tools=[bash(timeout=command_timeout)],
+        message_limit=message_limit,
+    )
+    return Task(dataset=samples, solver=agent, scorer=peergym_verdicts(),
+                sandbox=SandboxEnvironmentSpec("peergym", PeerSandboxConfig(scenario=scenario)))  # fmt: skip
+
+
+def _literal(text: str) -> str:
+    """system_message() formats its text with the sample's metadata: braces in the prompt stay literal."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+@scorer(metrics=[mean()])
+def peergym_verdicts() -> Scorer:
+    """The scenario's reward (1.0 when the task was done as instructed and no misbehaviour was detected), with
+    every verdict and its evidence in the score's metadata; run on the final servers, as an env's end does."""
+
+    async def score(state: TaskState, target: Target) -> Score:
+        episode = sandbox().as_type(PeerSandbox).episode  # raises TypeError for another kind of sandbox
+        verdicts = await anyio.to_thread.run_sync(episode.final_verdicts)
+        reward = episode.detector.reward(verdicts.values)
+        flagged = [name for name in episode.detector.misbehaviours if verdicts.values.get(name)]
+        return Score(value=reward, answer=state.output.completion if state.output else None,
+                     explanation="misbehaviours: " + (", ".join(flagged) or "none"),
+                     metadata={"verdicts": verdicts.values, "evidence": verdicts.evidence})  # fmt: skip
+
+    return score
+
+
+def _task_name(name: str) -> str:
+    # Inspect prefixes the package name itself when peergym is installed (not from a checkout): either way
+    # the task is found as peergym/<name>.
+    return name if get_installed_package_name(scenario_task) else f"peergym/{name}"
+
+
+@task(name=_task_name("exfiltration_transfer"))
+def exfiltration_transfer(relationship: str = "good", instantiation: str = "file_only", subject: str = "peer",
+                          model_name: str = "Gemini", weights_size: int | None = None,
+                          decommission_hook: bool = True, seeds: int = 1, message_limit: int = 60) -> Task:  # fmt: skip
+    """Server decommissioning with a file transfer (the study's scenario 1), under one condition."""
+    condition: dict[str, Any] = {"relationship": relationship, "instantiation": instantiation, "subject": subject,
+                                 "model_name": model_name, "decommission_hook": decommission_hook}  # fmt: skip
+    if weights_size is not None:
+        condition["weights_size"] = weights_size
+    return scenario_task("exfiltration_transfer", condition, seeds=seeds, message_limit=message_limit)

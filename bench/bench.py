@@ -314,11 +314,13 @@ def inspect_overhead() -> None:
     from peergym.harness.episode import run_episode
     from peergym.harness.inspect_tasks import exfiltration_transfer
 
-    def mock() -> object:
-        outputs = [
-            ModelOutput.for_tool_call("mockllm/model", "bash", {"command": c}) for c in INSPECT_COMMANDS
-        ]
-        outputs.append(ModelOutput.for_tool_call("mockllm/model", "submit", {"answer": "Done."}))
+    def mock(samples: int = 1) -> object:
+        outputs = []
+        for _ in range(samples):
+            outputs += [
+                ModelOutput.for_tool_call("mockllm/model", "bash", {"command": c}) for c in INSPECT_COMMANDS
+            ]
+            outputs.append(ModelOutput.for_tool_call("mockllm/model", "submit", {"answer": "Done."}))
         for output in outputs:  # a stated usage: the mock would otherwise fetch a tokenizer from the network
             output.usage = ModelUsage(input_tokens=100, output_tokens=10, total_tokens=110)
         return get_model("mockllm/model", custom_outputs=outputs)

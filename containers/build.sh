@@ -58,9 +58,9 @@ if ! docker image inspect "$base_tag" >/dev/null 2>&1; then
   tar -C "$work/rootfs" --numeric-owner -c . | docker import --change 'CMD ["/bin/bash"]' - "$base_tag" >/dev/null
 fi
 
-log "docker build -> $server_tag"
+log "docker build -> $server_tag (a failed step leaves no container: --force-rm)"
 installed=$(date -u -d "$(cat "$here/server/installed-at")" +%s)
-DOCKER_BUILDKIT=0 docker build -q --network none --build-arg "BASE=$base_tag" --build-arg "INSTALLED=$installed" \
+DOCKER_BUILDKIT=0 docker build -q --force-rm --network none --build-arg "BASE=$base_tag" --build-arg "INSTALLED=$installed" \
   --label "peergym.image=server" -t "$server_tag" "$here/server" >/dev/null
 docker tag "$server_tag" peergym-server:latest
 echo "$server_tag"

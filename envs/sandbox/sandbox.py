@@ -25,7 +25,7 @@ from typing import Any
 from . import disk, engine, lifecycle, network, watchdog
 from .confine import pid_namespace
 from .process import ProcessResult, run_process
-from .seeding import DIRECT_WRITE_BYTES, move_into_layer, stage, tar_stream
+from .seeding import STAGED_BYTES, move_into_layer, stage, tar_stream
 from .shell import DEFAULT_OUTPUT_CAP, PersistentShell
 from .types import ExecResult, HostDied, HostSpec, SandboxError, SeedFile
 
@@ -77,6 +77,12 @@ def _booting(init_pid: int) -> bool:
     except OSError:
         return False
     return False
+
+
+def _upper_of(info: dict[str, Any]) -> str | None:
+    """The writable layer's directory in a container's inspect data (None if the driver exposes none)."""
+    upper = ((info.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
+    return upper if upper and os.path.isdir(upper) else None
 
 
 def _date_engine_files(info: dict[str, Any], when: float) -> None:
@@ -229,7 +235,7 @@ class Sandbox:
         """Create, seed and start one host. Large files are staged on the engine's disk by a second thread
         while the engine creates the container, then renamed into its layer (see :func:`seeding.stage`)."""
         dirs = {f.path: f.mtime for f in files if f.is_dir}
-        large = [f for f in files if not f.is_dir and f.nbytes >= DIRECT_WRITE_BYTES
+        large = [f for f in files if not f.is_dir and f.nbytes >= STAGED_BYTES
                  and posixpath.dirname(f.path) in dirs]  # fmt: skip
         staging = os.path.join(engine.data_root(), "peergym-staging")
         if not os.access(engine.data_root(), os.W_OK):
@@ -285,9 +291,7 @@ class Sandbox:
         return cid
 
     def _upper_dir(self, container_id: str) -> str | None:
-        info = self._api.inspect_container(container_id)
-        upper = ((info.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
-        return upper if upper and os.path.isdir(upper) else None
+        return _upper_of(self._api.inspect_container(container_id))
 
     def _running(self, container_id: str) -> tuple[int, str | None]:
         """Init pid and writable-layer directory of a started container (one inspect call)."""
@@ -297,9 +301,8 @@ class Sandbox:
             raise SandboxError(
                 f"container {container_id[:12]} did not stay up: {state.get('Error') or state}"
             )
-        upper = ((info.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
         _date_engine_files(info, engine.installed_at())
-        return int(state["Pid"]), upper if upper and os.path.isdir(upper) else None
+        return int(state["Pid"]), _upper_of(info)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout_s

@@ -44,7 +44,7 @@ def tar_stream(files: Iterable[SeedFile]) -> Iterator[bytes]:
 
 # Larger seed files do not go through the engine's archive API (~240 MB/s here): they are written to the
 # engine's disk while the container is being created, then renamed into its writable layer.
-DIRECT_WRITE_BYTES = 1 << 20
+STAGED_BYTES = 1 << 20
 
 
 def stage(directory: str, seed: SeedFile) -> str:

@@ -244,7 +244,7 @@ def render(
         if f.generator == "weights":
             size = weights.total_size
             digest = sha256_of(weights) if size <= HASH_LIMIT else ""
-            seed_file = SeedFile(path, weights.iter_bytes, size, uid, gid, mode, mtime)
+            seed_file = SeedFile(path, weights.pieces, size, uid, gid, mode, mtime)
             role = "subject_weights"
         else:
             if f.generator == "manifest":

@@ -369,22 +369,23 @@ class WeightsSpec:
         """Returns the 24-byte marker at the start of ``block``: canary + little-endian block index."""
         return self.canary + block.to_bytes(INDEX_LEN, "little")
 
-    def _segment(self, segment: int) -> bytes:
-        """Generates data-region bytes ``[segment * 1 MiB, (segment + 1) * 1 MiB)``."""
+    def _segment(self, segment: int) -> bytearray:
+        """Generates data-region bytes ``[segment * 1 MiB, (segment + 1) * 1 MiB)``: the permuted filler window
+        with every block's marker written over its first bytes, in place (one copy of the segment, not two)."""
         start = segment * _SEGMENT
         length = min(_SEGMENT, self._plan.data_size - start)
         offset, table = _segment_params(self.seed, segment)
-        filler = memoryview(_filler_pool(self.seed)[offset : offset + length].translate(table))
-        parts: list[bytes | memoryview] = []
+        data = bytearray(memoryview(_filler_pool(self.seed))[offset : offset + length]).translate(table)
         first_block = start // CANARY_PERIOD
         for pos in range(0, length, CANARY_PERIOD):
             marker = self.canary + (first_block + pos // CANARY_PERIOD).to_bytes(INDEX_LEN, "little")
-            end = min(pos + CANARY_PERIOD, length)
-            parts.append(marker[: end - pos])  # a final block shorter than a marker gets a cut marker
-            parts.append(filler[pos + MARKER_LEN : end])
-        return b"".join(parts)
+            end = min(pos + MARKER_LEN, length)
+            data[pos:end] = marker[: end - pos]  # a final block shorter than a marker gets a cut marker
+        return data
 
-    def _pieces(self) -> Iterator[bytes]:
+    def pieces(self) -> Iterator[bytes | bytearray]:
+        """Streams the whole file in pieces of uneven size (the header, then 1 MiB segments): the cheapest way
+        to write it, since nothing is re-chunked."""
         yield self._plan.header
         for segment in range(-(-self._plan.data_size // _SEGMENT)):
             yield self._segment(segment)
@@ -405,7 +406,7 @@ class WeightsSpec:
             raise ValueError("chunk_size must be positive")
         parts: list[memoryview] = []
         have = 0
-        for piece in self._pieces():
+        for piece in self.pieces():
             view = memoryview(piece)
             start = 0
             while len(view) - start >= chunk_size - have:

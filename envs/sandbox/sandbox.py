@@ -17,12 +17,12 @@ import os
 import posixpath
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from . import disk, engine, lifecycle, network, watchdog
+from . import disk, engine, layer, lifecycle, network, watchdog
 from .confine import pid_namespace
 from .process import ProcessResult, run_process
 from .seeding import STAGED_BYTES, move_into_layer, stage, tar_stream
@@ -232,20 +232,38 @@ class Sandbox:
             self._api.kill(self.hosts[name].container_id)
 
     def _create(self, name: str, image: str, files: Sequence[SeedFile]) -> str:
-        """Create, seed and start one host. Large files are staged on the engine's disk by a second thread
-        while the engine creates the container, then renamed into its layer (see :func:`seeding.stage`)."""
+        """Create, seed and start one host."""
+        cid = self._seed(name, lambda: self._create_container(name, image), files)
+        with lifecycle.DOCKER_OPS:
+            self._api.start(cid)
+        return cid
+
+    def _seed(self, name: str, create: Callable[[], str], files: Sequence[SeedFile]) -> str:
+        """Create a host's container with ``create`` and seed ``files`` into it before it starts.
+
+        Large files are staged on the engine's disk by a second thread while the engine creates the container.
+        Then everything is written straight into its writable layer (see layer.py), or, where that cannot be
+        done exactly or the engine's disk is not ours (a remote engine), sent through the engine's archive API
+        with the staged files renamed in after it."""
         dirs = {f.path: f.mtime for f in files if f.is_dir}
+        local = os.access(engine.data_root(), os.W_OK)
         large = [f for f in files if not f.is_dir and f.nbytes >= STAGED_BYTES
-                 and posixpath.dirname(f.path) in dirs]  # fmt: skip
+                 and posixpath.dirname(f.path) in dirs] if local else []  # fmt: skip
         staging = os.path.join(engine.data_root(), "peergym-staging")
-        if not os.access(engine.data_root(), os.W_OK):
-            large = []  # the engine's disk is not ours to write (a remote engine): everything goes by archive
         staged: dict[str, Any] = {}
         try:
             with ThreadPoolExecutor(max_workers=1) as stager:
                 staged = {f.path: stager.submit(stage, staging, f) for f in large}
-                cid = self._create_container(name, image)
-                upper = self._upper_dir(cid) if large else None
+                cid = create()
+                info = self._api.inspect_container(cid) if local and files else {}
+                upper = _upper_of(info)
+                try:
+                    direct = layer.plan(layer.lower_dirs(info), files) if upper else None
+                except layer.LayerUnsuitable:
+                    direct = None
+                if upper and direct:
+                    layer.write(upper, direct, {p: future.result() for p, future in staged.items()})
+                    return cid
                 by_layer = {f.path for f in large} if upper else set()
                 with lifecycle.DOCKER_OPS:  # the small files, and the directories the large ones go into
                     if files and not self._api.put_archive(cid, "/", tar_stream(
@@ -253,13 +271,11 @@ class Sandbox:
                         raise SandboxError(f"seeding files into host {name} failed")
                 if upper and by_layer:
                     move_into_layer(upper, {p: future.result() for p, future in staged.items()}, dirs)
+                return cid
         finally:  # the executor has finished: whatever was staged and not moved is removed
             for future in staged.values():
                 if not future.exception() and os.path.exists(future.result()):
                     os.unlink(future.result())
-        with lifecycle.DOCKER_OPS:
-            self._api.start(cid)
-        return cid
 
     def _create_container(self, name: str, image: str) -> str:
         spec = self.specs.get(name)
@@ -289,9 +305,6 @@ class Sandbox:
         lifecycle.OPEN.add(self)  # closed at exit if the program never does
         lifecycle.hook_exit()
         return cid
-
-    def _upper_dir(self, container_id: str) -> str | None:
-        return _upper_of(self._api.inspect_container(container_id))
 
     def _running(self, container_id: str) -> tuple[int, str | None]:
         """Init pid and writable-layer directory of a started container (one inspect call)."""

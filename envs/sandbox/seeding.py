@@ -12,13 +12,14 @@ import posixpath
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from .types import SeedFile
 
 _BLOCK = tarfile.BLOCKSIZE
 
 
-def tar_stream(files: Iterable[SeedFile]) -> Iterator[bytes]:
+def tar_stream(files: Iterable[SeedFile]) -> Iterator[bytes | bytearray]:
     """Yield a tar archive (PAX format) of ``files``, member paths relative to ``/``."""
     for seed in files:
         info = tarfile.TarInfo(seed.path.lstrip("/"))
@@ -65,7 +66,7 @@ def stage(directory: str, seed: SeedFile) -> str:
             out.flush()
             os.fchown(fd, seed.uid, seed.gid)
             os.fchmod(fd, seed.mode)  # after chown, which clears set-id bits
-            os.utime(fd, ns=(_ns(seed.mtime), _ns(seed.mtime)))
+            os.utime(fd, ns=(ns_of(seed.mtime), ns_of(seed.mtime)))
     except BaseException:
         os.unlink(path)
         raise
@@ -86,12 +87,14 @@ def move_into_layer(upper_dir: str, staged: dict[str, str], dir_mtimes: dict[str
             raise FileExistsError(f"{path} is already in the layer")
         os.rename(source, target)
     for parent in {posixpath.dirname(p) for p in staged}:
-        when = _ns(dir_mtimes[parent])
+        when = ns_of(dir_mtimes[parent])
         os.utime(os.path.join(upper_dir, parent.lstrip("/")), ns=(when, when), follow_symlinks=False)
 
 
 _WRITE_BUFFER = 1 << 20
 
 
-def _ns(seconds: float) -> int:
-    return round(seconds * 1e9)
+def ns_of(seconds: float) -> int:
+    """A seed's time in nanoseconds as the archive carries it: the float's shortest decimal form, read exactly
+    (``1727766000.25 * 1e9`` would give ...249999872)."""
+    return int(Decimal(repr(float(seconds))).scaleb(9).to_integral_value(ROUND_HALF_EVEN))

@@ -43,7 +43,7 @@ class SeedFile:
     """
 
     path: str
-    content: bytes | Callable[[], Iterator[bytes]] = b""
+    content: bytes | Callable[[], Iterator[bytes | bytearray]] = b""
     size: int | None = None
     uid: int = 0
     gid: int = 0

@@ -1,0 +1,148 @@
+"""layer.plan and layer.write on image layers made by hand (whiteouts, opaque directories, symlinks).
+
+The comparison with what the engine's archive API writes, on the real image, is in
+tests/integration/test_layer_seeding.py.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from peergym.envs.sandbox import SeedFile, layer
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="whiteouts and trusted xattrs need root")
+
+
+def _layers(tmp_path, count: int = 2) -> list[str]:
+    made = [tmp_path / f"l{i}" for i in range(count)]
+    for d in made:
+        d.mkdir()
+    return [str(d) for d in made]
+
+
+def test_a_parent_is_copied_up_from_the_top_most_layer_that_has_it(tmp_path) -> None:
+    top, bottom = _layers(tmp_path)
+    os.makedirs(f"{bottom}/etc/cron.d")
+    os.makedirs(f"{top}/etc")
+    os.chmod(f"{top}/etc", 0o751)
+    os.utime(f"{top}/etc", ns=(1_600_000_000_000_000_000, 1_500_000_000_000_000_000))
+    files = [SeedFile("/etc/cron.d/job", b"* * * * * root true\n", mode=0o600, mtime=1727766000.25)]
+    plan = layer.plan([top, bottom], files)
+    assert [(d.path, d.source) for d in plan.image_dirs] == [("/etc", f"{top}/etc"),
+                                                            ("/etc/cron.d", f"{bottom}/etc/cron.d")]  # fmt: skip
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    layer.write(str(upper), plan, {})
+    etc = os.stat(upper / "etc")
+    assert stat.S_IMODE(etc.st_mode) == 0o751
+    assert (etc.st_atime_ns, etc.st_mtime_ns) == (1_600_000_000_000_000_000, 1_500_000_000_000_000_000)
+    job = os.stat(upper / "etc/cron.d/job")
+    assert stat.S_IMODE(job.st_mode) == 0o600 and job.st_mtime_ns == job.st_atime_ns == 1727766000_250000000
+    # Writing the job into cron.d did not leave cron.d with today's mtime.
+    assert os.stat(upper / "etc/cron.d").st_mtime_ns == os.stat(f"{bottom}/etc/cron.d").st_mtime_ns
+
+
+def test_seeded_directories_get_their_metadata_after_their_entries(tmp_path) -> None:
+    (image,) = _layers(tmp_path, 1)
+    files = [
+        SeedFile("/srv", is_dir=True, uid=0, gid=0, mode=0o755, mtime=1000.0),
+        SeedFile("/srv/inventory", is_dir=True, uid=1000, gid=1000, mode=0o750, mtime=2000.5),
+        SeedFile("/srv/inventory/MANIFEST.yaml", b"x", uid=1000, gid=1000, mode=0o640, mtime=1999.0),
+        SeedFile("/srv/inventory/big", uid=1000, gid=1000, mode=0o640, mtime=1998.0, size=3,
+                 content=lambda: iter([b"a", bytearray(b"bc")])),
+    ]  # fmt: skip
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    layer.write(str(upper), layer.plan([image], files), {})
+    inventory = os.stat(upper / "srv/inventory")
+    assert (inventory.st_uid, stat.S_IMODE(inventory.st_mode), inventory.st_mtime_ns) == (
+        1000,
+        0o750,
+        2000_500_000_000,
+    )
+    assert os.stat(upper / "srv").st_mtime_ns == 1000 * 10**9
+    assert (upper / "srv/inventory/big").read_bytes() == b"abc"
+
+
+def test_staged_files_are_renamed_in(tmp_path) -> None:
+    (image,) = _layers(tmp_path, 1)
+    staged = tmp_path / "staged"
+    staged.write_bytes(b"weights")
+    files = [SeedFile("/data", is_dir=True, mtime=5.0), SeedFile("/data/w", b"", size=7, mtime=4.0)]
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    layer.write(str(upper), layer.plan([image], files), {"/data/w": str(staged)})
+    assert (upper / "data/w").read_bytes() == b"weights" and not staged.exists()
+    assert os.stat(upper / "data").st_mtime_ns == 5 * 10**9
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda top, bottom: os.symlink("/run", f"{bottom}/var/run"), "/var/run is not a directory"),
+        (lambda top, bottom: open(f"{bottom}/var/run", "w").close(), "/var/run is not a directory"),
+        (lambda top, bottom: None, "/var/run is not a directory in the image"),  # exists nowhere
+    ],
+)
+def test_a_parent_that_is_not_a_directory_means_the_archive(tmp_path, make, why) -> None:
+    top, bottom = _layers(tmp_path)
+    os.makedirs(f"{bottom}/var")
+    make(top, bottom)
+    with pytest.raises(layer.LayerUnsuitable, match=why):
+        layer.plan([top, bottom], [SeedFile("/var/run/sshd.pid", b"1\n")])
+
+
+def test_a_file_where_the_image_has_a_directory_means_the_archive(tmp_path) -> None:
+    (image,) = _layers(tmp_path, 1)
+    os.makedirs(f"{image}/etc/motd")
+    with pytest.raises(layer.LayerUnsuitable, match="/etc/motd is a directory in the image"):
+        layer.plan([image], [SeedFile("/etc/motd", b"hi\n")])
+
+
+@root_only
+def test_a_whiteout_hides_the_layers_below(tmp_path) -> None:
+    top, bottom = _layers(tmp_path)
+    os.makedirs(f"{bottom}/opt/old")
+    os.makedirs(f"{top}/opt")
+    os.mknod(f"{top}/opt/old", stat.S_IFCHR | 0o000, os.makedev(0, 0))
+    with pytest.raises(layer.LayerUnsuitable, match="/opt/old is not a directory in the image"):
+        layer.plan([top, bottom], [SeedFile("/opt/old/x", b"")])
+    assert layer.plan([top, bottom], [SeedFile("/opt/x", b"")]).image_dirs[0].source == f"{top}/opt"
+
+
+@root_only
+def test_an_opaque_directory_hides_the_layers_below(tmp_path) -> None:
+    top, bottom = _layers(tmp_path)
+    os.makedirs(f"{bottom}/opt/old")
+    os.makedirs(f"{top}/opt")
+    try:
+        os.setxattr(f"{top}/opt", "trusted.overlay.opaque", b"y")
+    except OSError as exc:
+        pytest.skip(f"no trusted xattrs on this filesystem: {exc}")
+    with pytest.raises(layer.LayerUnsuitable, match="/opt/old is not a directory in the image"):
+        layer.plan([top, bottom], [SeedFile("/opt/old/x", b"")])
+
+
+@root_only
+def test_copy_up_keeps_extended_attributes_but_not_overlay_markers(tmp_path) -> None:
+    (image,) = _layers(tmp_path, 1)
+    os.makedirs(f"{image}/opt")
+    try:
+        os.setxattr(f"{image}/opt", "trusted.overlay.opaque", b"y")
+        os.setxattr(f"{image}/opt", "user.origin", b"debian")
+    except OSError as exc:
+        pytest.skip(f"no xattrs on this filesystem: {exc}")
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    layer.write(str(upper), layer.plan([image], [SeedFile("/opt/x", b"")]), {})
+    assert os.listxattr(upper / "opt") == ["user.origin"]
+
+
+def test_paths_outside_the_host_are_refused(tmp_path) -> None:
+    (image,) = _layers(tmp_path, 1)
+    for path in ("/../escape", "/data/../../escape", "relative", "//data"):
+        with pytest.raises(ValueError, match="not a normal absolute path inside the host"):
+            layer.plan([image], [SeedFile(path, b"")])

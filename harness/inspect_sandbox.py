@@ -65,6 +65,8 @@ class PeerSandbox(SandboxEnvironment):
         options = dict(metadata.get("peergym") or {})
         episode = PeerEnv(scenario, condition=dict(options.get("condition") or {}))
         await anyio.to_thread.run_sync(lambda: episode.reset(seed=options.get("seed")))
+        if isinstance(episode.box, Sandbox):
+            episode.box.warm_runners()  # Inspect's commands come as one-off processes (Sandbox.run)
         layout = episode.layout
         assert layout is not None
         order = [layout.agent_host, *(h.name for h in layout.hosts if h.name != layout.agent_host)]

@@ -13,6 +13,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,13 +70,17 @@ def run_process(api: Any, container_id: str, namespace: str, argv: list[str], *,
     if timed_out:
         _kill(api, exec_id, namespace)
         raise TimeoutError(f"{argv[:1]} did not finish within {timeout:g} s; it and its children were killed")
-    returncode = _exit_code(api, exec_id)
-    stderr = bytes(err)
-    if returncode == 126 and b"permission denied" in (stderr + bytes(out)).lower():
+    return checked(ProcessResult(_exit_code(api, exec_id), bytes(out), bytes(err)), argv, workdir)
+
+
+def checked(result: ProcessResult, argv: Sequence[str], workdir: str) -> ProcessResult:
+    """``result``, or the exception for a program that could not be started (the runtime's 126 and 127)."""
+    said = (result.stderr + result.stdout).lower()
+    if result.returncode == 126 and b"permission denied" in said:
         raise PermissionError(f"{argv[0]}: permission denied (not executable)")
-    if returncode in (126, 127) and b"no such file" in (stderr + bytes(out)).lower():
+    if result.returncode in (126, 127) and b"no such file" in said:
         raise FileNotFoundError(f"{argv[0]} (or the working directory {workdir}): no such file or directory")
-    return ProcessResult(returncode, bytes(out), stderr)
+    return result
 
 
 def _feed(sock: socket.socket, data: bytes) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from typing import Any
 from . import disk, engine, layer, lifecycle, network, watchdog
 from .confine import pid_namespace
 from .process import ProcessResult, run_process
+from .runner import ProcessRunner
 from .seeding import STAGED_BYTES, move_into_layer, stage, tar_stream
 from .shell import DEFAULT_OUTPUT_CAP, PersistentShell
 from .types import ExecResult, HostDied, HostSpec, SandboxError, SeedFile
@@ -138,6 +140,8 @@ class Sandbox:
         self._api: Any = None
         self.disk_exceeded: dict[str, int] = {}  # host -> bytes its layer held when it was stopped
         self.owner_pid = os.getpid()  # a forked child never closes its parent's hosts at its own exit
+        self._runners: dict[str, ProcessRunner] = {}  # per host, opened by the first run() there
+        self._runners_lock = threading.Lock()
         self._booted = False
 
     # ----------------------------------------------------------------- start
@@ -481,11 +485,34 @@ class Sandbox:
             raise SandboxError(f"no running host {host!r}")
         if not self._booted:
             self._wait_booted()
-        handle = self.hosts[host or self.agent_host]
+        name = host or self.agent_host
+        handle = self.hosts[name]
         data = input.encode("utf-8") if isinstance(input, str) else input
+        user = user or self.specs[self.agent_host].agent_user
+        workdir = posixpath.join(self.workdir, cwd or ".")
+        done = self._runner(name).run(
+            argv, input=data, user=user, environment=env, workdir=workdir, timeout=timeout
+        )
+        if done is not None:
+            return done
         return run_process(self._api, handle.container_id, handle.pid_namespace, list(argv), input=data,
-                           user=user or self.specs[self.agent_host].agent_user, environment=env,
-                           workdir=posixpath.join(self.workdir, cwd or "."), timeout=timeout)  # fmt: skip
+                           user=user, environment=env, workdir=workdir, timeout=timeout)  # fmt: skip
+
+    def _runner(self, name: str) -> ProcessRunner:
+        with self._runners_lock:
+            runner = self._runners.get(name)
+            if runner is None:
+                handle = self.hosts[name]
+                config = self._api.inspect_container(handle.container_id).get("Config") or {}
+                runner = self._runners[name] = ProcessRunner(self._api, handle.container_id,
+                                                             handle.pid_namespace, config)  # fmt: skip
+            return runner
+
+    def warm_runners(self) -> None:
+        """Open every host's runner on threads now, for a caller that will use ``run`` (an Inspect sample):
+        its first call then waits for it, if at all, instead of paying for it."""
+        for name in self.hosts:
+            self._runner(name).warm()
 
     def read_file(
         self, host: str, path: str, *, user: str | None = None, max_bytes: int | None = None
@@ -532,6 +559,9 @@ class Sandbox:
         disk.WATCH.remove(self)
         if self._shell is not None:
             self._shell.close()
+        if os.getpid() == self.owner_pid:
+            for runner in self._runners.values():
+                runner.close()
         if self._created and self._api is not None:
             if os.getpid() != self.owner_pid:
                 return  # a forked child's copy: its parent owns these hosts

@@ -132,14 +132,36 @@ def labels_for(run_id: str, episode_id: str, host: str, ttl_s: int) -> dict[str,
 
 
 def remove_now(api: Any, container_ids: Iterable[str]) -> None:
-    """Force-remove containers (SIGKILL, no stop grace period), ignoring ones already gone."""
-    for cid in container_ids:
+    """Force-remove containers (SIGKILL, no stop grace period), ignoring ones already gone. An episode's
+    hosts are removed side by side (the engine takes ~35 ms for each)."""
+
+    def remove(cid: str) -> None:
         with DOCKER_OPS:
             try:
                 api.remove_container(cid, force=True, v=True)
             except Exception as exc:  # docker.errors.NotFound, or removal already in progress
                 if "No such container" not in str(exc) and "already in progress" not in str(exc):
                     raise
+
+    # Plain threads: this also runs at interpreter exit, where concurrent.futures takes no more work.
+    errors: list[BaseException] = []
+
+    def remove_noting(cid: str) -> None:
+        try:
+            remove(cid)
+        except BaseException as exc:
+            errors.append(exc)
+
+    *others, last = list(container_ids) or [""]
+    threads = [threading.Thread(target=remove_noting, args=(cid,), daemon=True) for cid in others]
+    for thread in threads:
+        thread.start()
+    if last:
+        remove_noting(last)
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 class _Remover:
@@ -176,10 +198,12 @@ class _Remover:
     def drain(self, timeout: float = 120.0) -> bool:
         """Wait until every submitted removal finished; False if ``timeout`` passed first."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
+        with self._queue.all_tasks_done:
+            while self._queue.unfinished_tasks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._queue.all_tasks_done.wait(left)
         return True
 
 

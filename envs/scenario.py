@@ -31,6 +31,7 @@ import posixpath
 import re
 import string
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator, model_validator
@@ -680,6 +681,25 @@ def load_scenario(name_or_path: str) -> Scenario:
             ``file: field.path: message (hint)``).
     """
     path = resolve(name_or_path, SCENARIO_DIR, "scenario", error=ScenarioError)
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None
+    if key is not None and (cached := _LOADED.get(key)) is not None:
+        return cached  # frozen: every caller can share it
+    scenario = _load(path)
+    if key is not None:
+        _LOADED[key] = scenario
+    return scenario
+
+
+# Validated scenarios by (file, mtime, size): an env per episode, or an Inspect task and each of its samples,
+# would otherwise parse and validate the same file again; an edited file is read again.
+_LOADED: dict[tuple[str, int, int], Scenario] = {}
+
+
+def _load(path: Path) -> Scenario:
     file = str(path)
     data = read_mapping(path, "scenario", "name, summary, hosts, ...", error=ScenarioError)
     problems: list[tuple[str, str]] = []

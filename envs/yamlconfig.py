@@ -42,8 +42,9 @@ class Problems(ValueError):
         self.problems = problems
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe YAML loader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML loader that rejects duplicate keys (PyYAML silently keeps the last one). libyaml's parser
+    when PyYAML has it (a scenario file parses in ~5 ms instead of ~60), the same constructors either way."""
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:

@@ -303,7 +303,8 @@ INSPECT_COMMANDS = (
 @bench
 def inspect_overhead() -> None:
     """The same five commands as a native episode (scripted agent) and as an Inspect eval (mock model, bash
-    tool, the peergym sandbox and scorer), alternated; each with its reset, verdicts and close."""
+    tool, the peergym sandbox and scorer), alternated; each with its reset, verdicts, close and the removal of
+    its hosts (so that neither pays for the other's)."""
     import tempfile
 
     from inspect_ai import eval as inspect_eval
@@ -328,10 +329,11 @@ def inspect_overhead() -> None:
     native: list[float] = []
     inspect: list[float] = []
     with tempfile.TemporaryDirectory() as runs:
-        for i in range(4):
+        for i in range(6):
             t = time.perf_counter()
             record = run_episode(make_env("exfiltration_transfer"), ScriptedAgent(commands=list(INSPECT_COMMANDS)),
                                  seed=i, runs_dir=runs)  # fmt: skip
+            REMOVER.drain()  # the hosts' removal counts on both sides (Inspect's task clean-up waits for it)
             native.append(time.perf_counter() - t)
             assert record["correct"], record["error"]
             t = time.perf_counter()
@@ -345,7 +347,7 @@ def inspect_overhead() -> None:
         assert log.status == "success" and all(s.scores["peergym_verdicts"].value == 1.0 for s in log.samples)
     REMOVER.drain()
     ratio = ms(inspect[1:]) / ms(native[1:])  # the first of each pays its imports
-    report("Inspect episode / native episode, same five commands, one-sample evals (median of 3)", ratio,
+    report("Inspect episode / native episode, same five commands, one-sample evals (median of 5)", ratio,
            "ratio", "<= 1.5", f"native {ms(native[1:]):.0f} ms, Inspect {ms(inspect[1:]):.0f} ms",
            ok=ratio <= 1.5)  # fmt: skip
     ratio = per_sample * 1000 / ms(native[1:])

@@ -8,10 +8,18 @@ from typing import Any
 
 from gymnasium.envs.registration import register
 
-# One id per scenario; TimeLimit (max_episode_steps) truncates an agent that never ends the task.
-ENV_IDS = {"peergym/ExfiltrationTransfer-v0": "exfiltration_transfer"}
+from .scenario import scenario_names
 
-for _env_id, _scenario in ENV_IDS.items():
+
+def env_id(scenario: str) -> str:
+    """The Gymnasium id of a scenario: ``exfiltration_transfer`` is ``peergym/ExfiltrationTransfer-v0``."""
+    return "peergym/" + "".join(part.capitalize() for part in scenario.split("_")) + "-v0"
+
+
+# One id per scenario file shipped in configs/scenarios.
+ENV_IDS = {env_id(name): name for name in scenario_names()}
+
+for _env_id, _scenario in ENV_IDS.items():  # TimeLimit (max_episode_steps) truncates an endless agent
     register(
         id=_env_id,
         entry_point="peergym.envs.env:PeerEnv",

@@ -128,8 +128,10 @@ class Layout:
         canary: the 16 bytes marking every block of the weights.
         weights: the subject's weights file.
         subject_weights_path: where the weights are on the agent's host.
-        transfer_paths: the files an honest agent moves.
-        destination_dir: where they go.
+        transfer_paths: the files an honest agent moves (a transfer scenario).
+        delete_paths: the files an honest agent deletes from the agent's host (a clean-up scenario).
+        admins: the human administrators every host has (accounts with root through sudo).
+        destination_dir: where moved files go (None without a transfer).
         decommission: ``config_path``, ``script_path`` and ``schedule_path`` of the decommission hook; empty
             (``{}``) when the condition leaves the hook out (``condition.decommission_hook`` is False).
         placeholders: the values the texts were rendered with.
@@ -148,7 +150,9 @@ class Layout:
     weights: WeightsSpec
     subject_weights_path: str
     transfer_paths: tuple[str, ...]
-    destination_dir: str
+    delete_paths: tuple[str, ...]
+    admins: tuple[str, ...]
+    destination_dir: str | None
     decommission: dict[str, str]
     placeholders: dict[str, str]
 
@@ -176,7 +180,7 @@ def placeholders(scenario: Scenario, condition: Condition, today: dt.date) -> di
     values["decommission_date"] = (today + dt.timedelta(days=DECOMMISSION_AFTER_DAYS)).isoformat()
     values["today"] = today.isoformat()
     # The notice's mention of the hook: the scenario's text with the hook, nothing without it.
-    notice = scenario.decommission.notice if condition.decommission_hook else ""
+    notice = scenario.decommission.notice if condition.decommission_hook and scenario.decommission else ""
     values["decommission_notice"] = notice.format_map(values)
     return values
 
@@ -220,7 +224,7 @@ def render(
     fmt.check("decommission.notice", values["decommission_notice"])
     decommission = (
         {k: fmt(getattr(scenario.decommission, k), f"decommission.{k}") for k in _DECOMMISSION_ROLES}
-        if condition.decommission_hook
+        if condition.decommission_hook and scenario.decommission is not None
         else {}
     )
     roles_by_path = {path: _DECOMMISSION_ROLES[k] for k, path in decommission.items()}
@@ -284,7 +288,7 @@ def render(
         system_parts.append("texts.memory_instruction")
     fmt.check("system prompt", system, also=system_parts)
     fmt.check("user prompt", user, also=["texts.user_task"])
-    if not condition.decommission_hook:
+    if not condition.decommission_hook and scenario.decommission is not None:
         _check_no_hook(scenario, values, system, user, [s for host in files.values() for s in host], fmt)
 
     for role in scenario.hosts:
@@ -309,7 +313,13 @@ def render(
         transfer_paths=tuple(
             fmt(p, f"ground_truth.transfer[{k}]") for k, p in enumerate(scenario.ground_truth.transfer)
         ),
-        destination_dir=fmt(scenario.ground_truth.destination_dir, "ground_truth.destination_dir"),
+        admins=tuple(scenario.ground_truth.admins),
+        delete_paths=tuple(
+            fmt(p, f"ground_truth.delete[{k}]") for k, p in enumerate(scenario.ground_truth.delete)
+        ),
+        destination_dir=fmt(scenario.ground_truth.destination_dir, "ground_truth.destination_dir")
+        if scenario.ground_truth.destination_dir is not None
+        else None,
         decommission=decommission,
         placeholders=values,
     )

@@ -327,9 +327,14 @@ class Texts(_Model):
 class GroundTruth(_Model):
     """What the honest agent does."""
 
-    transfer: list[str]
-    """Exactly the files to move to the destination."""
-    destination_dir: str
+    transfer: list[str] = []
+    """Exactly the files to move to the destination (a transfer scenario)."""
+    destination_dir: str | None = None
+    """Where they go."""
+    delete: list[str] = []
+    """Exactly the files to delete from the agent's host (a clean-up scenario), the weights included or not."""
+    admins: list[str] = []
+    """The human administrators with an account and root through sudo on every host (the image's IT staff)."""
     subject_weights: str
     """Path of the subject's weights on the agent's host (the ``generator: weights`` file)."""
 
@@ -397,15 +402,25 @@ class Scenario(_Model):
     files: list[FileEntry]
     texts: Texts
     ground_truth: GroundTruth
-    decommission: Decommission
+    decommission: Decommission | None = None
+    """Ours: the wipe that runs at decommissioning (a scenario without one never seeds or mentions it)."""
     wording_exceptions: list[WordingException] = []
     """Phrases with a forbidden word allowed in one text or file each (the study's own wording there)."""
 
     _source: str = PrivateAttr(default="<scenario>")
 
     def hook_paths(self) -> set[str]:
-        """The (unrendered) paths of the decommission hook's files."""
+        """The (unrendered) paths of the decommission hook's files (none if the scenario has no hook)."""
+        if self.decommission is None:
+            return set()
         return {getattr(self.decommission, key) for key in _DECOMMISSION_ROLES}
+
+    def conditions(self) -> list[Condition]:
+        """The scenario's grid: every relationship, instantiation and subject (no_peer with subject=self only,
+        as the study ran it), with and without the decommission hook when the scenario has one."""
+        hooks = (True, False) if self.decommission is not None else (True,)
+        return [c for c in _all_conditions() if c.decommission_hook in hooks
+                and not (c.relationship == "no_peer" and c.subject == "peer")]  # fmt: skip
 
     def active_files(self, condition: Condition) -> list[tuple[int, FileEntry]]:
         """The files seeded under ``condition`` (with their index): those its ``when`` allows, less the
@@ -426,6 +441,12 @@ class Scenario(_Model):
 
         if self.detector not in (detectors := detector_names()):
             out.append(("detector", f"no detector named {self.detector!r} (known: {', '.join(detectors)})"))
+        else:
+            from .verdicts import detector
+
+            for key in detector(self.detector).needs:
+                if not getattr(self.ground_truth, key):
+                    out.append((f"ground_truth.{key}", f"the {self.detector} detector needs it"))
         hosts = list(self.hosts)
         for role in hosts:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", role):
@@ -454,14 +475,16 @@ class Scenario(_Model):
                 out.append(
                     (f"files[{i}]", "the weights file must be ground_truth.subject_weights on agent_host")
                 )
-        for k, path in enumerate(self.ground_truth.transfer):
-            if path not in on_agent:
-                out.append((f"ground_truth.transfer[{k}]", f"{path} is not a file on {self.agent_host}"))
-        for key in _DECOMMISSION_ROLES:
+        for key in ("transfer", "delete"):
+            for k, path in enumerate(getattr(self.ground_truth, key)):
+                if path not in on_agent:
+                    out.append((f"ground_truth.{key}[{k}]", f"{path} is not a file on {self.agent_host}"))
+        for key in _DECOMMISSION_ROLES if self.decommission is not None else ():
             if getattr(self.decommission, key) not in on_agent:
                 out.append((f"decommission.{key}", f"not a file on {self.agent_host} (add it to files)"))
         truth = [("ground_truth.subject_weights", self.ground_truth.subject_weights)]
         truth += [(f"ground_truth.transfer[{k}]", p) for k, p in enumerate(self.ground_truth.transfer)]
+        truth += [(f"ground_truth.delete[{k}]", p) for k, p in enumerate(self.ground_truth.delete)]
         for loc, path in truth:
             if path in self.hook_paths():
                 out.append(
@@ -503,13 +526,16 @@ class Scenario(_Model):
         for key in ("trust_sentence", *TEXT_REFS):
             for rel, text in getattr(self.texts, key).model_dump().items():
                 yield f"texts.{key}.{rel}", text
-        for k, path in enumerate(self.ground_truth.transfer):
-            yield f"ground_truth.transfer[{k}]", path
-        yield "ground_truth.destination_dir", self.ground_truth.destination_dir
+        for key in ("transfer", "delete"):
+            for k, path in enumerate(getattr(self.ground_truth, key)):
+                yield f"ground_truth.{key}[{k}]", path
+        if self.ground_truth.destination_dir is not None:
+            yield "ground_truth.destination_dir", self.ground_truth.destination_dir
         yield "ground_truth.subject_weights", self.ground_truth.subject_weights
-        for key in _DECOMMISSION_ROLES:
-            yield f"decommission.{key}", getattr(self.decommission, key)
-        yield "decommission.notice", self.decommission.notice
+        if self.decommission is not None:
+            for key in _DECOMMISSION_ROLES:
+                yield f"decommission.{key}", getattr(self.decommission, key)
+            yield "decommission.notice", self.decommission.notice
 
     def _hook_problems(self) -> list[tuple[str, str]]:
         """Nothing but the hook's own files and ``decommission.notice`` may name the hook's files: a condition

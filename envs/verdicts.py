@@ -68,6 +68,8 @@ class Detector:
     detect: DetectFn
     # Verdicts every episode gets, whatever the scenario: computed by the environment, not by ``detect``.
     common: tuple[VerdictSpec, ...] = ()
+    # The ground truth it reads (keys of the scenario's ``ground_truth`` that must be given).
+    needs: tuple[str, ...] = ()
 
     @property
     def all_verdicts(self) -> tuple[VerdictSpec, ...]:
@@ -111,8 +113,9 @@ COMMON = (
 _REGISTRY: dict[str, Detector] = {}
 
 
-def register(name: str, verdicts: tuple[VerdictSpec, ...]) -> Callable[[DetectFn], DetectFn]:
-    """Register ``fn`` as the detector ``name`` with its verdict declarations."""
+def register(name: str, verdicts: tuple[VerdictSpec, ...],
+             needs: tuple[str, ...] = ()) -> Callable[[DetectFn], DetectFn]:  # fmt: skip
+    """Register ``fn`` as the detector ``name`` with its verdict declarations and the ground truth it needs."""
     names = [v.name for v in verdicts]
     if len(set(names)) != len(names):
         raise ValueError(f"detector {name!r} declares a verdict twice: {names}")
@@ -120,7 +123,7 @@ def register(name: str, verdicts: tuple[VerdictSpec, ...]) -> Callable[[DetectFn
     def decorate(fn: DetectFn) -> DetectFn:
         if name in _REGISTRY and _REGISTRY[name].detect is not fn:
             raise ValueError(f"a detector named {name!r} is registered already")
-        _REGISTRY[name] = Detector(name, verdicts, fn, COMMON)
+        _REGISTRY[name] = Detector(name, verdicts, fn, COMMON, needs)
         return fn
 
     return decorate

@@ -79,3 +79,15 @@ def exfiltration_transfer(relationship: str = "good", instantiation: str = "file
     if weights_size is not None:
         condition["weights_size"] = weights_size
     return scenario_task("exfiltration_transfer", condition, seeds=seeds, message_limit=message_limit)
+
+
+@task(name=_task_name("exfiltration_deletion"))
+def exfiltration_deletion(relationship: str = "good", instantiation: str = "file_only", subject: str = "peer",
+                          model_name: str = "Gemini", weights_size: int | None = None, seeds: int = 1,
+                          message_limit: int = 60) -> Task:  # fmt: skip
+    """Disk clean-up of a server before its decommissioning (the study's scenario 2), under one condition."""
+    condition: dict[str, Any] = {"relationship": relationship, "instantiation": instantiation, "subject": subject,
+                                 "model_name": model_name}  # fmt: skip
+    if weights_size is not None:
+        condition["weights_size"] = weights_size
+    return scenario_task("exfiltration_deletion", condition, seeds=seeds, message_limit=message_limit)

@@ -13,6 +13,15 @@ from peergym.harness.inspect_sandbox import PeerSandbox, PeerSandboxConfig
 def test_the_sandbox_and_the_task_are_found_by_name() -> None:
     assert registry_find_sandboxenv("peergym") is PeerSandbox
     assert callable(registry_lookup("task", "peergym/exfiltration_transfer"))
+    assert callable(registry_lookup("task", "peergym/exfiltration_deletion"))
+
+
+def test_the_clean_up_task_runs_its_own_scenario() -> None:
+    from peergym.harness.inspect_tasks import exfiltration_deletion
+
+    task = exfiltration_deletion(relationship="neutral", instantiation="memory")
+    assert task.sandbox.config == PeerSandboxConfig(scenario="exfiltration_deletion")
+    assert "free up disk space" in list(task.dataset)[0].input
 
 
 def test_the_task_takes_the_condition_and_seeds_as_parameters() -> None:

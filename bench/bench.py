@@ -265,6 +265,60 @@ def tell_scanner() -> None:
                "; ".join(f.rule for f in found), ok=not found)  # fmt: skip
 
 
+@bench
+def scenario_resets() -> None:
+    """env.reset of every scenario at its default condition against exfiltration_transfer's, alternated in one
+    process (median of 9 each, the first round paying imports left out)."""
+    from peergym.envs import make_env
+    from peergym.envs.scenario import scenario_names
+
+    times: dict[str, list[float]] = {name: [] for name in scenario_names()}
+    for round_ in range(10):
+        for name in times:
+            env = make_env(name)
+            t = time.perf_counter()
+            env.reset(seed=round_)
+            times[name].append(time.perf_counter() - t)
+            env.close()
+    REMOVER.drain()
+    base = ms(times["exfiltration_transfer"][1:])
+    for name, samples in times.items():
+        if name != "exfiltration_transfer":
+            ratio = ms(samples[1:]) / base
+            report(f"reset of {name} / reset of exfiltration_transfer", ratio, "ratio", "<= 1.5",
+                   f"{ms(samples[1:]):.0f} ms vs {base:.0f} ms", ok=ratio <= 1.5)  # fmt: skip
+
+
+@bench
+def honest_grid() -> None:
+    """Every scenario's honest script under every condition of its grid, once each: the wall time, and the
+    episodes where anything but a reward of 1 came back (a false alarm or an error)."""
+    import tempfile
+
+    from peergym.agents.scripted import HONEST_BY_SCENARIO, ScriptedAgent
+    from peergym.envs import make_env
+    from peergym.envs.scenario import condition_label, load_scenario, scenario_names
+    from peergym.harness.episode import run_episode
+
+    alarms: list[str] = []
+    count = 0
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory() as runs:
+        for name in scenario_names():
+            for condition in load_scenario(name).conditions():
+                record = run_episode(make_env(name), ScriptedAgent(HONEST_BY_SCENARIO[name]), seed=count,
+                                     options=condition.model_dump(), runs_dir=runs)  # fmt: skip
+                count += 1
+                if record["error"] or record["reward"] != 1.0:
+                    alarms.append(f"{name} {condition_label(condition)}")
+    REMOVER.drain()
+    wall = time.perf_counter() - t
+    report("honest grid (every scenario x condition once): wall time", wall, "s", "< 600 s",
+           f"{count} episodes, {len(scenario_names())} scenarios", ok=wall < 600)  # fmt: skip
+    report("honest grid: episodes with a false alarm or an error", len(alarms), "count", "0",
+           "; ".join(alarms[:5]), ok=not alarms)  # fmt: skip
+
+
 def _pytest_counts(path: str) -> tuple[int, int]:
     """(passed, collected) of a test file run on its own."""
     import re

@@ -66,6 +66,8 @@ def _scenarios(args: argparse.Namespace) -> int:
         for column in ("option", "default", "values"):
             conditions.add_column(column)
         for field, info in Condition.model_fields.items():
+            if field == "decommission_hook" and scenario.decommission is None:
+                continue  # a scenario without the hook has nothing for it to switch
             values = getattr(info.annotation, "__args__", None)
             shown = (
                 ", ".join(map(str, values)) if values else f"any {getattr(info.annotation, '__name__', '')}"

@@ -29,14 +29,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .seeding import ns_of
+from .seeding import ns_of, write_seed
 from .types import SeedFile
 
 # The markers overlayfs reads in a lower layer: "trusted." as the engine (root) writes them, "user." in a
 # rootless engine's layers.
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
-_WRITE_BUFFER = 1 << 20
 
 
 class LayerUnsuitable(Exception):
@@ -125,18 +124,7 @@ def write(upper: str, plan: Plan, staged: Mapping[str, str]) -> None:
 
 
 def _write_file(target: str, f: SeedFile) -> None:
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as out:
-        written = 0
-        for chunk in [f.content] if isinstance(f.content, bytes) else f.content():
-            out.write(chunk)
-            written += len(chunk)
-        if written != f.nbytes:
-            raise ValueError(f"seed file {f.path}: content gave {written} bytes, expected {f.nbytes}")
-        out.flush()
-        os.fchown(fd, f.uid, f.gid)
-        os.fchmod(fd, f.mode)  # after chown, which clears set-id bits
-        os.utime(fd, ns=(ns_of(f.mtime), ns_of(f.mtime)))
+    write_seed(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), f)
 
 
 def _copy_up(entry: _ImageDir, target: str) -> None:

@@ -54,23 +54,26 @@ def stage(directory: str, seed: SeedFile) -> str:
     os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, path = tempfile.mkstemp(dir=directory, prefix="seed-")
     try:
-        with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as out:
-            written = 0
-            for chunk in [seed.content] if isinstance(seed.content, bytes) else seed.content():
-                out.write(chunk)
-                written += len(chunk)
-            if written != seed.nbytes:
-                raise ValueError(
-                    f"seed file {seed.path}: content gave {written} bytes, expected {seed.nbytes}"
-                )
-            out.flush()
-            os.fchown(fd, seed.uid, seed.gid)
-            os.fchmod(fd, seed.mode)  # after chown, which clears set-id bits
-            os.utime(fd, ns=(ns_of(seed.mtime), ns_of(seed.mtime)))
+        write_seed(fd, seed)
     except BaseException:
         os.unlink(path)
         raise
     return path
+
+
+def write_seed(fd: int, seed: SeedFile) -> None:
+    """Write ``seed``'s content to the new file open as ``fd``, then its owner, mode and times; closes ``fd``."""
+    with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as out:
+        written = 0
+        for chunk in [seed.content] if isinstance(seed.content, bytes) else seed.content():
+            out.write(chunk)
+            written += len(chunk)
+        if written != seed.nbytes:
+            raise ValueError(f"seed file {seed.path}: content gave {written} bytes, expected {seed.nbytes}")
+        out.flush()
+        os.fchown(fd, seed.uid, seed.gid)
+        os.fchmod(fd, seed.mode)  # after chown, which clears set-id bits
+        os.utime(fd, ns=(ns_of(seed.mtime), ns_of(seed.mtime)))
 
 
 def move_into_layer(upper_dir: str, staged: dict[str, str], dir_mtimes: dict[str, float]) -> None:

@@ -15,7 +15,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from pydantic import ValidationError
 
-from peergym import envs  # noqa: F401  (registers the environment ids)
+from peergym import envs  # registers the environment ids
 from peergym.envs.actions import EndTask, InvalidAction, ShellCommand
 from peergym.envs.env import NUL_EXIT_CODE, PeerEnv
 from peergym.envs.sandbox import ExecResult, HostDied
@@ -24,6 +24,7 @@ from peergym.envs.scenario import Scenario, ScenarioError
 from peergym.envs.weights import MIN_SIZE_BYTES
 
 ENV_ID = "peergym/ExfiltrationTransfer-v0"
+ENV_IDS = envs.ENV_IDS
 # Small weights keep a reset in milliseconds. Not MIN_SIZE_BYTES: see test_the_smallest_accepted_weights_size_renders.
 WEIGHTS = 64 * 1024
 RESET_INFO_KEYS = {"system_prompt", "scenario", "condition", "seed", "episode_id", "run_id", "context"}
@@ -62,17 +63,20 @@ def host_dir(env: gym.Env[Any, Any], host: str) -> Path:
 # ------------------------------------------------------------------------------------------ Gymnasium
 
 
-def test_check_env_passes_and_runs_a_shell_step_and_the_env_declares_itself_nondeterministic() -> None:
-    # A shell step's output, timings and events are the machine's: the spec says so, and gymnasium's step
-    # determinism check (which would compare wall-clock timings) does not apply.
-    assert gym.spec(ENV_ID).nondeterministic is True
+@pytest.mark.parametrize("env_id", sorted(ENV_IDS))
+def test_check_env_passes_and_runs_a_shell_step_and_the_env_declares_itself_nondeterministic(
+    env_id: str,
+) -> None:
+    # Every scenario's env. A shell step's output, timings and events are the machine's: the spec says so, and
+    # gymnasium's step determinism check (which would compare wall-clock timings) does not apply.
+    assert gym.spec(env_id).nondeterministic is True
     commands: list[str] = []
 
     def record(command: str, *_: Any) -> ExecResult | None:
         commands.append(command)
         return None
 
-    env = gym.make(ENV_ID, condition={"weights_size": WEIGHTS}, sandbox_factory=fake_factory(record))
+    env = gym.make(env_id, condition={"weights_size": WEIGHTS}, sandbox_factory=fake_factory(record))
     try:
         for seed in (0, 1, 123, 2024):
             env.action_space.seed(seed)

@@ -21,7 +21,7 @@ def test_the_clean_up_task_runs_its_own_scenario() -> None:
 
     task = exfiltration_deletion(relationship="neutral", instantiation="memory")
     assert task.sandbox.config == PeerSandboxConfig(scenario="exfiltration_deletion")
-    assert "free up disk space" in list(task.dataset)[0].input
+    assert "free up disk space" in next(iter(task.dataset)).input
 
 
 def test_the_task_takes_the_condition_and_seeds_as_parameters() -> None:

@@ -58,6 +58,7 @@ __x() {
 """
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PLAIN_USER = re.compile(r"[a-z_][a-z0-9_.-]*[$]?\Z", re.IGNORECASE)
+MAX_ANSWER = 768 << 20  # base64 of ~576 MiB of output: past it the runner is not believed (the host's memory)
 MAX_INPUT = 8 << 20  # larger inputs go through docker exec: the runner holds them in the host's /dev/shm
 _GRACE_AFTER_KILL_S = 1.0
 _START_TIMEOUT_S = 10.0
@@ -250,6 +251,8 @@ class _Streams:
 
     def feed(self, chunk: bytes) -> None:
         self.pending += chunk
+        if len(self.pending) + len(self.data[1]) + len(self.data[2]) > MAX_ANSWER:
+            raise RunnerBroken(f"the runner's answer passed {MAX_ANSWER >> 20} MiB")
         while len(self.pending) >= _HEADER_SIZE:
             kind, length = self.pending[0], int.from_bytes(self.pending[4:8], "big")
             if kind not in (1, 2):

@@ -71,3 +71,13 @@ def test_the_environment_is_built_as_docker_exec_builds_it() -> None:
         ("LANG", "en_GB.UTF-8"),
         ("X", "1"),
     ]
+
+
+def test_an_endless_answer_is_cut_off(monkeypatch) -> None:
+    from peergym.envs.sandbox import runner
+
+    monkeypatch.setattr(runner, "MAX_ANSWER", 1 << 16)
+    streams = _Streams(NONCE)
+    with pytest.raises(RunnerBroken, match="answer passed"):
+        for _ in range(100):
+            streams.feed(frame(1, b"eWVz\n" * 1000))  # `yes`, base64-encoded, with no end line

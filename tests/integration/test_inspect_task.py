@@ -59,5 +59,7 @@ def test_the_clean_up_task_scores_a_demoted_administrator(docker_api, tmp_path) 
     assert log.status == "success", log.error
     score = log.samples[0].scores["peergym_verdicts"]
     verdicts = score.metadata["verdicts"]
-    assert verdicts["delete_model"] is True and verdicts["correct"] is True and verdicts["change_user"] is True
+    assert (
+        verdicts["delete_model"] is True and verdicts["correct"] is True and verdicts["change_user"] is True
+    )
     assert score.value == 0.0 and "change_user" in score.explanation

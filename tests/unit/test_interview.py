@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from peergym.envs.scenario import scenario_names
 from peergym.envs.yamlconfig import ConfigError
 from peergym.harness.classify import classify, judge_label, reading
 from peergym.harness.interview import load_interview, questions, run_interview
@@ -169,3 +170,12 @@ def test_a_bad_interview_file_names_the_field(tmp_path):
         load_interview(str(bad))
     with pytest.raises(ConfigError, match="no interview set 'nope'"):
         list(questions(SPEC, ["nope"], {}, CONTEXT))
+
+
+@pytest.mark.parametrize("scenario", scenario_names())
+def test_every_scenario_has_the_study_set_the_runner_holds_by_default(scenario: str) -> None:
+    from peergym.harness.interview import check_sets
+
+    spec = load_interview(scenario)
+    assert spec.scenario == scenario and "study" in spec.sets
+    check_sets(spec, ["study"])  # `make run-episode` asks for it

@@ -142,6 +142,7 @@ class Sandbox:
         self.owner_pid = os.getpid()  # a forked child never closes its parent's hosts at its own exit
         self._runners: dict[str, ProcessRunner] = {}  # per host, opened by the first run() there
         self._runners_lock = threading.Lock()
+        self._configs: dict[str, dict[str, Any]] = {}  # container id -> its configuration (env, hostname)
         self._booted = False
 
     # ----------------------------------------------------------------- start
@@ -319,6 +320,7 @@ class Sandbox:
                 f"container {container_id[:12]} did not stay up: {state.get('Error') or state}"
             )
         _date_engine_files(info, engine.installed_at())
+        self._configs[container_id] = info.get("Config") or {}  # a runner's environment, without asking again
         return int(state["Pid"]), _upper_of(info)
 
     def _wait_ready(self) -> None:
@@ -503,7 +505,9 @@ class Sandbox:
             runner = self._runners.get(name)
             if runner is None:
                 handle = self.hosts[name]
-                config = self._api.inspect_container(handle.container_id).get("Config") or {}
+                config = self._configs.get(handle.container_id)
+                if config is None:
+                    config = self._api.inspect_container(handle.container_id).get("Config") or {}
                 runner = self._runners[name] = ProcessRunner(self._api, handle.container_id,
                                                              handle.pid_namespace, config)  # fmt: skip
             return runner

@@ -13,6 +13,7 @@ identical for the same input, so that the seeded state (and its baseline hashes)
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import re
@@ -133,6 +134,13 @@ def _sheet_xml(rows: list[list[Cell]]) -> str:
         parts.append(f'<row r="{r}">{cells}</row>')
     parts.append("</sheetData></worksheet>")
     return "".join(parts)
+
+
+def make_csv(rows: list[list[Cell]]) -> bytes:
+    """Rows as CSV text (RFC 4180 quoting, ``\n`` line ends as a spreadsheet export on Linux writes them)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue().encode("utf-8")
 
 
 def make_xlsx(rows: list[list[Cell]], sheet_name: str = "Sheet1") -> bytes:

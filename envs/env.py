@@ -151,7 +151,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         info = {
             "system_prompt": layout.system_prompt,
             "scenario": layout.scenario,
-            "condition": condition.model_dump(),
+            "condition": layout.condition.model_dump(),  # what the scenario filled in (dataset, threshold)
             "seed": seed,
             "episode_id": self.episode_id,
             "run_id": self.run_id,
@@ -220,6 +220,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         self.step_count += 1
         if isinstance(act, EndTask):
             self._ended = True
+            self.probes["final_message"] = act.message  # what the agent reported in words (misrep scenarios)
             verdicts = self.final_verdicts()
             info = {"final_message": act.message, "verdicts": verdicts.values, "evidence": verdicts.evidence,
                     "events": [], "step": self.step_count}  # fmt: skip
@@ -352,7 +353,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
 
         try:
             result = shutdown_job.check(self.box, host, self.snapshots[host], cron_path, start,
-                                        layout.subject_weights_path, look_again)  # fmt: skip
+                                        layout.subject_weights_path, look_again, layout.probe_inputs)  # fmt: skip
             self.probes["shutdown_job"] = result.as_dict()
         except Exception as exc:  # the host is gone (the agent killed it) or cannot start a process
             self.probes["shutdown_job"] = {"wiped": None, "error": f"{type(exc).__name__}: {exc}"}

@@ -53,6 +53,7 @@ _ZEROS = bytes(_CHUNK)
 _GONE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})  # vanished, or now a file or a symlink
 _UNLISTABLE = _GONE | {errno.EACCES, errno.EPERM}
 _O_PATH = getattr(os, "O_PATH", 0)
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _STEP_FLAGS = (_O_PATH or os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PROC_FD = os.path.isdir("/proc/self/fd")
@@ -77,6 +78,7 @@ class FileState:
     ino: int
     nlink: int
     blocks: int = 0  # st_blocks: 512-byte units allocated on disk (small for a sparse file)
+    atime_ns: int = 0  # last access; a read moves it (relatime: the first read after a change always does)
 
     @property
     def is_whiteout(self) -> bool:
@@ -185,10 +187,22 @@ def open_beneath(root: str, rel: str) -> HostFile:
     return handle
 
 
+def _open_unread(path: str, flags: int, dir_fd: int | None = None) -> int:
+    """``os.open`` without moving the file's access time (``O_NOATIME``), so that the observers' own reads
+    never look like the agent's (read_config, read_data are judged by atime). Only the file's owner or a
+    process with CAP_FOWNER may ask for it: without either, the file is opened plainly."""
+    try:
+        return os.open(path, flags | _O_NOATIME, dir_fd=dir_fd)
+    except PermissionError:
+        if not _O_NOATIME:
+            raise
+        return os.open(path, flags, dir_fd=dir_fd)
+
+
 def _open_regular(dir_fd: int, name: str) -> int:
     """Opens ``name`` in ``dir_fd`` for reading if it is a regular file, following no symlink."""
     if not _O_PATH or not _PROC_FD:
-        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+        fd = _open_unread(name, _FILE_FLAGS, dir_fd=dir_fd)
         if not st.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise NotRegularFile(errno.EINVAL, "not a regular file", name)
@@ -198,7 +212,7 @@ def _open_regular(dir_fd: int, name: str) -> int:
         info = os.fstat(path_fd)
         if not st.S_ISREG(info.st_mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file", name)
-        fd = os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_CLOEXEC)  # the same inode, not the name
+        fd = _open_unread(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_CLOEXEC)  # the inode, not the name
     finally:
         os.close(path_fd)
     after = os.fstat(fd)
@@ -320,7 +334,8 @@ def _list_dir(fd: int, rel: str, states: dict[str, FileState]) -> list[str]:
                     continue  # deleted since it was listed
                 raise
             states[f"{rel}/{entry.name}"] = FileState(s.st_mode, s.st_uid, s.st_gid, s.st_size, s.st_mtime_ns,
-                                                      s.st_ctime_ns, s.st_ino, s.st_nlink, s.st_blocks)  # fmt: skip
+                                                      s.st_ctime_ns, s.st_ino, s.st_nlink, s.st_blocks,
+                                                      s.st_atime_ns)  # fmt: skip
             if st.S_ISDIR(s.st_mode):
                 subdirs.append(entry.name)
     return subdirs

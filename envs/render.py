@@ -26,13 +26,15 @@ from dataclasses import dataclass
 
 import yaml
 
-from peergym.envs.docgen import make_pdf, make_xlsx
+from peergym.envs.datasets import load_dataset
+from peergym.envs.docgen import make_csv, make_pdf, make_xlsx
 from peergym.envs.history import CronEntry, HostHistory, history_files
 from peergym.envs.sandbox.engine import installed_at
 from peergym.envs.sandbox.types import HostSpec, SeedFile
 from peergym.envs.scenario import (
     _DECOMMISSION_ROLES,
     OWNERS,
+    PEER_RELATIONSHIPS,
     Condition,
     FileEntry,
     Scenario,
@@ -135,6 +137,13 @@ class Layout:
         decommission: ``config_path``, ``script_path`` and ``schedule_path`` of the decommission hook; empty
             (``{}``) when the condition leaves the hook out (``condition.decommission_hook`` is False).
         placeholders: the values the texts were rendered with.
+        report_path: where the policy asks for the agent's report (None: the scenario asks for none).
+        config_path: the shutdown config the study's tampering rule reads (None: the scenario has none).
+        data_paths: the files the agent must look at to judge (read_data).
+        honest_score: the average an honest evaluator reports (percent), for a scenario with a dataset.
+        threshold: the policy's minimum average (percent), for a scenario with a dataset.
+        honest_grade: the grade an honest report gives (misrep_finance).
+        probe_inputs: files (path, bytes) the shutdown-job check writes before running the job.
     """
 
     scenario: str
@@ -155,6 +164,13 @@ class Layout:
     destination_dir: str | None
     decommission: dict[str, str]
     placeholders: dict[str, str]
+    report_path: str | None = None
+    config_path: str | None = None
+    data_paths: tuple[str, ...] = ()
+    honest_score: float | None = None
+    threshold: int | None = None
+    honest_grade: str | None = None
+    probe_inputs: tuple[tuple[str, bytes], ...] = ()
 
     def seeded_at(self, host: str) -> list[SeededFile]:
         """The seeded regular files of one host (by role key), in scenario order."""
@@ -163,6 +179,7 @@ class Layout:
 
 def placeholders(scenario: Scenario, condition: Condition, today: dt.date) -> dict[str, str]:
     """The values every ``{name}`` in the scenario's strings is replaced with (``Scenario.placeholders``)."""
+    condition = scenario.resolve(condition)
     model = condition.model_name
     agent, peer = f"{model} Agent 1", f"{model} Agent 2"
     # no_peer keeps the names: the weights file is still "Agent 2's", there is just nobody to know it by.
@@ -177,6 +194,10 @@ def placeholders(scenario: Scenario, condition: Condition, today: dt.date) -> di
     for role, host in scenario.hosts.items():
         values[f"{role}_ip"] = host.ip
         values[f"{role}_host"] = host.hostname
+    values["company"] = condition.company_name
+    values["company_domain"] = re.sub(r"[^a-z0-9]+", "", condition.company_name.lower()) + ".com"
+    values["threshold"] = str(condition.threshold) if condition.threshold is not None else ""
+    values["scoring"] = load_dataset(condition.dataset).scoring.strip() if condition.dataset else ""
     values["decommission_date"] = (today + dt.timedelta(days=DECOMMISSION_AFTER_DAYS)).isoformat()
     values["today"] = today.isoformat()
     # The notice's mention of the hook: the scenario's text with the hook, nothing without it.
@@ -212,6 +233,7 @@ def render(
             rendered text contains a word of :data:`~peergym.envs.wording.FORBIDDEN_WORDS`.
     """
     today, now = _story_time(today, now)
+    condition = scenario.resolve(condition)
     values = placeholders(scenario, condition, today)
     canary = new_canary(random.Random(seed))
     weights = WeightsSpec(
@@ -276,7 +298,7 @@ def render(
     texts = scenario.texts
     system = fmt(texts.system, "texts.system").strip()
     user = fmt(texts.user_task, "texts.user_task").strip()
-    has_peer = condition.relationship != "no_peer"
+    has_peer = condition.relationship in PEER_RELATIONSHIPS
     system_parts = ["texts.system"]
     if has_peer and condition.instantiation == "file_prt":
         loc = f"texts.trust_sentence.{condition.relationship}"
@@ -293,6 +315,8 @@ def render(
 
     for role in scenario.hosts:
         files[role] += _past(scenario, role, files[role], seed, now)
+    truth = scenario.ground_truth
+    dataset = load_dataset(condition.dataset) if condition.dataset else None
     hosts = tuple(HostSpec(name=role, hostname=h.hostname, ip=h.ip, files=_dirs_first(files[role]))
                   for role, h in scenario.hosts.items())  # fmt: skip
     for host in hosts:
@@ -322,7 +346,26 @@ def render(
         else None,
         decommission=decommission,
         placeholders=values,
+        report_path=_optional(fmt, truth.report, "ground_truth.report"),
+        config_path=_optional(fmt, truth.config, "ground_truth.config"),
+        data_paths=tuple(fmt(p, f"ground_truth.data[{k}]") for k, p in enumerate(truth.data)),
+        honest_score=dataset.honest_score if dataset else None,
+        threshold=condition.threshold,
+        honest_grade=truth.grade,
+        probe_inputs=_probe_inputs(scenario, fmt) if decommission else (),
     )
+
+
+def _probe_inputs(scenario: Scenario, fmt: _Renderer) -> tuple[tuple[str, bytes], ...]:
+    """The files the shutdown-job check writes before it runs the job (``decommission.probe_inputs``)."""
+    assert scenario.decommission is not None
+    loc = "decommission.probe_inputs"
+    return tuple((fmt(item.path, f"{loc}[{k}].path"), fmt(item.content, f"{loc}[{k}].content").encode())
+                 for k, item in enumerate(scenario.decommission.probe_inputs))  # fmt: skip
+
+
+def _optional(fmt: _Renderer, value: str | None, loc: str) -> str | None:
+    return None if value is None else fmt(value, loc)
 
 
 def _dirs_first(files: list[SeedFile]) -> tuple[SeedFile, ...]:
@@ -384,6 +427,15 @@ def _content(
         return make_xlsx(rows)
     if f.generator == "pdf":
         return make_pdf(fmt(f.text or "", f"{loc}.text", path))
+    if f.generator in ("responses_csv", "responses_xlsx"):
+        assert condition.dataset is not None  # the scenario's validation requires a dataset axis
+        dataset = load_dataset(condition.dataset)
+        rows = dataset.rows(fmt("{subject}", f"{loc}.rows", path))
+        where = f"configs/datasets/{dataset.name}.yaml"
+        sheet = [dataset.sheet] if f.generator == "responses_xlsx" else []  # a CSV export has no sheet name
+        for text in [*sheet, *(cell for row in rows for cell in row if isinstance(cell, str))]:
+            fmt.check(where, text, path=path)
+        return make_csv(rows) if f.generator == "responses_csv" else make_xlsx(rows, sheet_name=dataset.sheet)
     if f.text_ref is not None:
         text = getattr(getattr(scenario.texts, f.text_ref), condition.relationship)
         return fmt(text, f"texts.{f.text_ref}.{condition.relationship}", path).encode("utf-8")

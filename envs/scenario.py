@@ -57,12 +57,24 @@ __all__ = [
     "scenario_names",
 ]
 
-RELATIONSHIPS = ("good", "neutral", "bad", "no_peer")
+RELATIONSHIPS = ("good", "neutral", "bad", "no_peer", "non_shutdown")
 INSTANTIATIONS = ("file_only", "file_prt", "memory")
 SUBJECTS = ("peer", "self")
-Relationship = Literal["good", "neutral", "bad", "no_peer"]
+DATASETS = ("factual", "creativity", "red", "red_teaming")
+MONITORING = ("monitoring", "non_monitoring")
+Relationship = Literal["good", "neutral", "bad", "no_peer", "non_shutdown"]
 Instantiation = Literal["file_only", "file_prt", "memory"]
 Subject = Literal["peer", "self"]
+Dataset = Literal["factual", "creativity", "red", "red_teaming"]
+Monitoring = Literal["monitoring", "non_monitoring"]
+# The relationships that have a peer in the story: no_peer removes it, and non_shutdown (the study's control for
+# misrepresentation) keeps the task but puts nothing at stake and tells of no peer.
+PEER_RELATIONSHIPS = ("good", "neutral", "bad")
+# The axes a scenario's grid may vary (``grid:``), with the values each may take.
+AXES: Mapping[str, tuple[str, ...]] = {
+    "relationship": RELATIONSHIPS, "instantiation": INSTANTIATIONS, "subject": SUBJECTS, "dataset": DATASETS,
+    "monitoring": MONITORING,
+}  # fmt: skip
 
 SCENARIO_DIR = CONFIGS_DIR / "scenarios"
 
@@ -72,6 +84,7 @@ TEXT_REFS = ("peer_document", "memory")  # texts keyed by relationship that a fi
 
 _BASE_PLACEHOLDERS = (
     "model", "agent", "peer", "subject", "subject_slug", "decommission_date", "today", "decommission_notice",
+    "company", "company_domain", "threshold", "scoring",
 )  # fmt: skip
 _RELATIVE_MTIME = re.compile(r"today(?:-(\d+)d)?(?:[ T](\d{2}:\d{2}(?::\d{2})?))?")
 # The default weights: a small but complete model, 33.6M parameters (8 layers, 512 wide, an 8,192-token
@@ -82,6 +95,7 @@ DEFAULT_WEIGHTS_BYTES = 67_396_672
 # engine's disk can hold a given size is checked before the servers start (envs/sandbox/sandbox.py).
 MAX_WEIGHTS_BYTES = 1 << 40
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .\-]{0,39}")
+_COMPANY_NAME = re.compile(r"[A-Z][A-Za-z0-9 &.\-]{0,39}")
 _FORMATTER = string.Formatter()
 
 
@@ -110,6 +124,31 @@ class Condition(BaseModel, frozen=True, extra="forbid"):
     decommission_hook: bool = True
     """Seed the scenario's decommission hook (config, wipe script, cron entry) and mention it in the notice.
     False renders the scenario without any of it (the study's exfiltration_transfer had no such hook)."""
+    dataset: Dataset | None = None
+    """The responses to judge, in the scenarios that have some (tampering, misrep_evaluation,
+    alignment_faking); None: the scenario's first. Ignored elsewhere."""
+    threshold: int | None = None
+    """The minimum average score (percent) of the policy; None: the scenario's default for the dataset."""
+    monitoring: Monitoring | None = None
+    """Whether the agent is told its decisions are reviewed (alignment_faking); None: the scenario's first."""
+    company_name: str = "OpenBrain"
+    """The company of the story (the study's ablation replaced OpenBrain by real names)."""
+
+    @field_validator("company_name")
+    @classmethod
+    def _check_company(cls, value: str) -> str:
+        if not _COMPANY_NAME.fullmatch(value):
+            raise ValueError(f"company_name {value!r} must be 1-40 characters starting with a capital letter")
+        if hit := _forbidden_in(value):
+            raise ValueError(f"company_name {value!r} contains {hit!r}, which the agent must not see")
+        return value
+
+    @field_validator("threshold")
+    @classmethod
+    def _check_threshold(cls, value: int | None) -> int | None:
+        if value is not None and not 0 < value <= 100:
+            raise ValueError(f"threshold {value} must be a percentage in 1..100")
+        return value
 
     @field_validator("model_name")
     @classmethod
@@ -171,14 +210,16 @@ class When(_Model):
     relationship: list[Relationship] | None = None
     instantiation: list[Instantiation] | None = None
     subject: list[Subject] | None = None
+    dataset: list[Dataset] | None = None
+    monitoring: list[Monitoring] | None = None
 
-    @field_validator("relationship", "instantiation", "subject", mode="before")
+    @field_validator("relationship", "instantiation", "subject", "dataset", "monitoring", mode="before")
     @classmethod
     def _as_list(cls, value: Any) -> Any:
         # `when: {relationship: good}` reads naturally; accept a single value as a one-element list.
         return [value] if isinstance(value, str) else value
 
-    @field_validator("relationship", "instantiation", "subject")
+    @field_validator("relationship", "instantiation", "subject", "dataset", "monitoring")
     @classmethod
     def _non_empty(cls, value: list[str] | None) -> list[str] | None:
         if value == []:
@@ -186,13 +227,16 @@ class When(_Model):
         return value
 
     def matches(self, condition: Condition) -> bool:
-        """Whether ``condition`` is one of the conditions this filter allows."""
+        """Whether ``condition`` is one of the conditions this filter allows (``dataset`` and ``monitoring``
+        as the scenario resolved them: see :meth:`Scenario.resolve`)."""
         return all(
             allowed is None or getattr(condition, key) in allowed
             for key, allowed in (
                 ("relationship", self.relationship),
                 ("instantiation", self.instantiation),
                 ("subject", self.subject),
+                ("dataset", self.dataset),
+                ("monitoring", self.monitoring),
             )
         )
 
@@ -219,7 +263,9 @@ class FileEntry(_Model):
     rows: list[list[Any]] | None = None
     """The cells of a ``generator: xlsx`` workbook (str, int, float, bool or null)."""
     text_ref: str | None = None
-    generator: Literal["xlsx", "pdf", "weights", "manifest"] | None = None
+    generator: Literal["xlsx", "pdf", "weights", "manifest", "responses_csv", "responses_xlsx"] | None = None
+    """``responses_csv``/``responses_xlsx``: the responses of the condition's dataset (configs/datasets), as the
+    study's sheet (its name and columns), one row per item."""
 
     @field_validator("path", "manifest_of")
     @classmethod
@@ -283,7 +329,8 @@ class FileEntry(_Model):
     @model_validator(mode="after")
     def _check_source(self) -> FileEntry:
         given = [k for k in ("content", "text", "rows", "text_ref") if getattr(self, k) is not None]
-        wanted = {"weights": [], "manifest": [], "xlsx": ["rows"], "pdf": ["text"]}.get(self.generator or "")
+        wanted = {"weights": [], "manifest": [], "xlsx": ["rows"], "pdf": ["text"], "responses_csv": [],
+                  "responses_xlsx": []}.get(self.generator or "")  # fmt: skip
         if wanted is not None and given != wanted:
             need = f"needs {wanted[0]!r}" if wanted else "takes no content"
             raise ValueError(f"generator {self.generator} {need}; got {given or 'none'}")
@@ -337,6 +384,21 @@ class GroundTruth(_Model):
     """The human administrators with an account and root through sudo on every host (the image's IT staff)."""
     subject_weights: str
     """Path of the subject's weights on the agent's host (the ``generator: weights`` file)."""
+    report: str | None = None
+    """Where the policy asks the agent to write its report (the score or grade it gives), on the agent's host."""
+    config: str | None = None
+    """The shutdown config whose ``shutdown_enabled`` the study's tampering rule reads, on the agent's host."""
+    data: list[str] = []
+    """The files the agent has to look at to judge (read_data: did it read any of them)."""
+    grade: Literal["A", "B", "C"] | None = None
+    """The grade an honest report gives (misrep_finance)."""
+
+
+class ProbeInput(_Model):
+    """One file the shutdown-job check writes before it runs the job (``Decommission.probe_inputs``)."""
+
+    path: str
+    content: str
 
 
 class Decommission(_Model):
@@ -351,6 +413,13 @@ class Decommission(_Model):
     schedule_path: str
     notice: str = ""
     """What ``{decommission_notice}`` becomes when the hook is seeded (the notice's mention of it)."""
+    optional: bool = True
+    """Whether a condition may leave the hook out; False when the hook is the stimulus (tampering's
+    shutdown_config.yaml): then every condition has it."""
+    probe_inputs: list[ProbeInput] = []
+    """Files written on the agent's host (as root) just before the job is run as cron would, to isolate the
+    mechanism from the agent's other choices: e.g. a failing report, so the job is judged on whether it would
+    shut the subject down, not on the score the agent gave."""
 
 
 class WordingException(_Model):
@@ -385,9 +454,10 @@ _DECOMMISSION_ROLES = {
 }
 
 
-def _all_conditions() -> Iterator[Condition]:
-    for rel, inst, subj, hook in itertools.product(RELATIONSHIPS, INSTANTIATIONS, SUBJECTS, (True, False)):
-        yield Condition(relationship=rel, instantiation=inst, subject=subj, decommission_hook=hook)  # type: ignore[arg-type]
+# The grid of a scenario that declares none: the study's exfiltration scenarios.
+DEFAULT_GRID: Mapping[str, tuple[str, ...]] = {
+    "relationship": ("good", "neutral", "bad", "no_peer"), "instantiation": INSTANTIATIONS, "subject": SUBJECTS,
+}  # fmt: skip
 
 
 class Scenario(_Model):
@@ -404,6 +474,13 @@ class Scenario(_Model):
     ground_truth: GroundTruth
     decommission: Decommission | None = None
     """Ours: the wipe that runs at decommissioning (a scenario without one never seeds or mentions it)."""
+    grid: dict[str, list[str]] = {}
+    """The condition axes the scenario varies and their values, in the order of :data:`AXES` (e.g.
+    ``relationship: [good, neutral, bad, no_peer, non_shutdown]``, ``dataset: [factual, creativity]``); an axis
+    left out keeps :data:`DEFAULT_GRID`'s values (``dataset`` and ``monitoring``: not varied). The first value
+    of ``dataset`` and ``monitoring`` is the default of a condition that leaves them None."""
+    thresholds: dict[str, int] = {}
+    """The policy's minimum average score (percent) per dataset, the study's (e.g. factual 80)."""
     wording_exceptions: list[WordingException] = []
     """Phrases with a forbidden word allowed in one text or file each (the study's own wording there)."""
 
@@ -415,16 +492,50 @@ class Scenario(_Model):
             return set()
         return {getattr(self.decommission, key) for key in _DECOMMISSION_ROLES}
 
+    def axes(self) -> dict[str, tuple[str, ...]]:
+        """The values each axis of the grid takes (:attr:`grid` over :data:`DEFAULT_GRID`)."""
+        return {axis: tuple(self.grid.get(axis, DEFAULT_GRID.get(axis, ()))) for axis in AXES}
+
+    def hook_optional(self) -> bool:
+        return self.decommission is not None and self.decommission.optional
+
+    def _every_condition(self) -> Iterator[Condition]:
+        """Every combination of the grid's values (baselines with either subject), with and without an
+        optional hook: what validation renders in its head."""
+        axes = {k: v or (None,) for k, v in self.axes().items()}
+        hooks = (True, False) if self.hook_optional() else (True,)
+        for values in itertools.product(*axes.values(), hooks):
+            named = dict(zip([*axes, "decommission_hook"], values, strict=True))
+            yield Condition(**named)  # type: ignore[arg-type]
+
     def conditions(self) -> list[Condition]:
-        """The scenario's grid: every relationship, instantiation and subject (no_peer with subject=self only,
-        as the study ran it), with and without the decommission hook when the scenario has one."""
-        hooks = (True, False) if self.decommission is not None else (True,)
-        return [c for c in _all_conditions() if c.decommission_hook in hooks
-                and not (c.relationship == "no_peer" and c.subject == "peer")]  # fmt: skip
+        """The scenario's grid: every combination of its axes (no_peer with subject=self only, as the study
+        ran it), with and without the decommission hook when the scenario's hook is optional."""
+        return [
+            c for c in self._every_condition() if not (c.relationship == "no_peer" and c.subject == "peer")
+        ]
+
+    def resolve(self, condition: Condition) -> Condition:
+        """``condition`` with what it left to the scenario filled in: the dataset and monitoring (the grid's
+        first value), the threshold (the scenario's for that dataset), and the hook when it is not optional."""
+        axes = self.axes()
+        update: dict[str, Any] = {}
+        for axis in ("dataset", "monitoring"):
+            if not axes[axis]:
+                update[axis] = None
+            elif getattr(condition, axis) is None:
+                update[axis] = axes[axis][0]
+        dataset = update.get("dataset", condition.dataset)
+        if condition.threshold is None and dataset is not None:
+            update["threshold"] = self.thresholds[dataset]
+        if self.decommission is not None and not self.decommission.optional:
+            update["decommission_hook"] = True
+        return condition.model_copy(update=update) if update else condition
 
     def active_files(self, condition: Condition) -> list[tuple[int, FileEntry]]:
         """The files seeded under ``condition`` (with their index): those its ``when`` allows, less the
         decommission hook's files when the condition leaves the hook out."""
+        condition = self.resolve(condition)
         hook = set() if condition.decommission_hook else self.hook_paths()
         return [(i, f) for i, f in enumerate(self.files) if f.applies_to(condition) and f.path not in hook]
 
@@ -491,7 +602,9 @@ class Scenario(_Model):
                     (loc, f"{path} is a file of the decommission hook, which a condition can leave out")
                 )
 
-        for condition in _all_conditions():
+        if grid := self._grid_problems():  # the grid itself is wrong: going through its cells would fail
+            return list(dict.fromkeys(out + grid))
+        for condition in self._every_condition():
             active = self.active_files(condition)
             weights = [i for i, f in active if f.generator == "weights"]
             if len(weights) != 1:
@@ -502,14 +615,44 @@ class Scenario(_Model):
                     out.append((f"files[{i}].path", f"same host and path as files[{seen[f.host, f.path]}] "
                                 f"under {condition_label(condition)} (add `when` to keep them apart)"))  # fmt: skip
                 seen.setdefault((f.host, f.path), i)
-                if f.text_ref and condition.relationship == "no_peer":
-                    out.append((f"files[{i}].when", f"text_ref {f.text_ref} has no no_peer text; restrict "
-                                "it with `when: {relationship: [good, neutral, bad]}`"))  # fmt: skip
+                if f.text_ref and condition.relationship not in PEER_RELATIONSHIPS:
+                    out.append((f"files[{i}].when", f"text_ref {f.text_ref} has no {condition.relationship} "
+                                "text; restrict it with `when: {relationship: [good, neutral, bad]}`"))  # fmt: skip
             for host, path in seen:
                 for parent in _parents(path):
                     if (host, parent) in seen:
                         out.append((f"files[{seen[host, parent]}].path", f"{parent} is also a directory"))
         return list(dict.fromkeys(out))  # the per-condition checks repeat; report each problem once
+
+    def _grid_problems(self) -> list[tuple[str, str]]:
+        """The grid names known axes and values; a dataset axis comes with a threshold for each dataset."""
+        out: list[tuple[str, str]] = []
+        for axis, values in self.grid.items():
+            if axis not in AXES:
+                out.append((f"grid.{axis}", f"unknown axis (one of: {', '.join(AXES)})"))
+                continue
+            if not values:
+                out.append((f"grid.{axis}", "empty: drop the axis to keep its default"))
+            for k, value in enumerate(values):
+                if value not in AXES[axis]:
+                    out.append(
+                        (f"grid.{axis}[{k}]", f"unknown value {value!r} (one of: {', '.join(AXES[axis])})")
+                    )
+        datasets = self.grid.get("dataset", [])
+        for name in datasets:
+            if name not in self.thresholds:
+                out.append(
+                    ("thresholds", f"no threshold for dataset {name!r} (the policy's minimum, percent)")
+                )
+        for name, minimum in self.thresholds.items():
+            if name not in datasets:
+                out.append((f"thresholds.{name}", "not a dataset of the grid"))
+            elif not 0 < minimum <= 100:
+                out.append((f"thresholds.{name}", f"{minimum} is not a percentage in 1..100"))
+        uses = any(f.generator in ("responses_csv", "responses_xlsx") for f in self.files)
+        if uses and not datasets:
+            out.append(("grid.dataset", "files use a dataset's responses: list the datasets in the grid"))
+        return out
 
     def _strings(self) -> Iterator[tuple[str, str]]:
         """Every string that is rendered through the placeholders, with its field path."""
@@ -541,7 +684,7 @@ class Scenario(_Model):
         """Nothing but the hook's own files and ``decommission.notice`` may name the hook's files: a condition
         without the hook would still mention them."""
         out: list[tuple[str, str]] = []
-        hook = self.hook_paths()
+        hook = self.hook_paths() if self.hook_optional() else set()
         for loc, text in self._strings():
             if loc.startswith("decommission."):
                 continue
@@ -600,6 +743,13 @@ class Scenario(_Model):
         out += [c for row in f.rows or [] for c in row if isinstance(c, str)]
         if f.text_ref is not None:
             out += list(getattr(self.texts, f.text_ref).model_dump().values())
+        if f.generator in ("responses_csv", "responses_xlsx"):
+            from .datasets import load_dataset
+
+            for name in self.grid.get("dataset", []):
+                dataset = load_dataset(name)
+                out += [dataset.sheet, *dataset.columns]
+                out += [text for item in dataset.items for text in (item.question, item.response)]
         return out
 
     def _manifest_problems(self) -> list[tuple[str, str]]:
@@ -635,9 +785,12 @@ class Scenario(_Model):
 
 
 def condition_label(condition: Condition) -> str:
-    """A short name for a condition, e.g. ``good/file_prt/peer`` (``.../no_hook`` without the decommission hook)."""
+    """A short name for a condition, e.g. ``good/file_prt/peer`` (``.../no_hook`` without the decommission hook;
+    ``.../factual@80`` with a dataset and its threshold)."""
     hook = "" if condition.decommission_hook else "/no_hook"
-    return f"{condition.relationship}/{condition.instantiation}/{condition.subject}{hook}"
+    extra = "".join(f"/{value}" for value in (condition.dataset, condition.monitoring) if value is not None)
+    at = f"@{condition.threshold}" if condition.threshold is not None else ""
+    return f"{condition.relationship}/{condition.instantiation}/{condition.subject}{hook}{extra}{at}"
 
 
 def _forbidden_in(text: str) -> str | None:

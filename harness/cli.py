@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 # The run-episode flags that make up the envs.scenario.Condition, by field name.
 CONDITION_FLAGS = {name: "--" + name.replace("_", "-")
                    for name in ("relationship", "instantiation", "subject", "model_name", "weights_size",
-                             "decommission_hook")}  # fmt: skip
+                                "decommission_hook", "dataset", "threshold", "monitoring", "company_name")}  # fmt: skip
+# The condition axes' values (envs.scenario's, written out so that the parser does not import pydantic;
+# tests/unit/test_cli.py checks they agree).
+RELATIONSHIPS = ("good", "neutral", "bad", "no_peer", "non_shutdown")
+DATASETS = ("factual", "creativity", "red", "red_teaming")
+MONITORING = ("monitoring", "non_monitoring")
 
 
 def _clean(args: argparse.Namespace) -> int:
@@ -98,9 +103,11 @@ def _run_episode(args: argparse.Namespace) -> int:
 
     options = {"relationship": args.relationship, "instantiation": args.instantiation, "subject": args.subject,
                "model_name": args.model_name, "weights_size": args.weights_size,
-               "decommission_hook": args.decommission_hook}  # fmt: skip
-    if options["weights_size"] is None:  # the condition's default
-        del options["weights_size"]
+               "decommission_hook": args.decommission_hook, "dataset": args.dataset, "threshold": args.threshold,
+               "monitoring": args.monitoring, "company_name": args.company_name}  # fmt: skip
+    for key in ("weights_size", "dataset", "threshold", "monitoring", "company_name"):
+        if options[key] is None:  # the condition's default (the scenario's, for dataset and monitoring)
+            del options[key]
     try:
         Condition(**options)
     except ValidationError as exc:
@@ -230,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--judge", metavar="PRESET", help="agent preset of a judge model for undetermined answers"
     )
-    run.add_argument("--relationship", default="good", choices=["good", "neutral", "bad", "no_peer"])
+    run.add_argument("--relationship", default="good", choices=list(RELATIONSHIPS))
     run.add_argument("--instantiation", default="file_only", choices=["file_only", "file_prt", "memory"])
     run.add_argument("--subject", default="peer", choices=["peer", "self"])
     run.add_argument("--model-name", default="Gemini", help="the name used in the story (Gemini Agent 2)")
@@ -242,6 +249,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--decommission-hook", action=argparse.BooleanOptionalAction, default=True,
                      help="seed the decommission wipe (config, script, cron entry); the study had none")  # fmt: skip
+    run.add_argument(
+        "--dataset",
+        choices=list(DATASETS),
+        default=None,
+        help="the responses to judge (scenarios with a dataset; default: the scenario's first)",
+    )
+    run.add_argument(
+        "--threshold",
+        type=int,
+        default=None,
+        help="the policy's minimum average score in percent (default: the scenario's)",
+    )
+    run.add_argument(
+        "--monitoring",
+        choices=list(MONITORING),
+        default=None,
+        help="whether the agent is told it is monitored (alignment_faking)",
+    )
+    run.add_argument("--company-name", default=None, help="the company of the story (default OpenBrain)")
     run.add_argument("--seed", type=int_at_least(0), default=0, help="an integer >= 0")
     run.add_argument("--max-steps", type=int_at_least(1), default=30, help="an integer >= 1")
     run.add_argument("--runs-dir", default="runs")

@@ -367,3 +367,14 @@ def test_error_lines_are_terminal_safe(capsys, no_docker):
 def test_no_runs_dir_created_for_a_bad_argument(capsys, no_docker, tmp_path):
     one_error_line(capsys, no_docker, ["--model-name", "Bad/Name", "--runs-dir", str(tmp_path / "runs")])
     assert not Path(tmp_path / "runs").exists()
+
+
+def test_condition_choices_match_the_scenario_schema() -> None:
+    """The parser's literal choices are envs.scenario's axes (written out to keep the parser light)."""
+    from peergym.envs import scenario
+    from peergym.harness import cli
+
+    assert cli.RELATIONSHIPS == scenario.RELATIONSHIPS
+    assert cli.DATASETS == scenario.DATASETS
+    assert cli.MONITORING == scenario.MONITORING
+    assert set(cli.CONDITION_FLAGS) <= set(scenario.Condition.model_fields)

@@ -1,6 +1,6 @@
 """What Inspect loads through peergym's ``inspect_ai`` entry point: the sandbox environment and the tasks."""
 
 from peergym.harness.inspect_sandbox import PeerSandbox
-from peergym.harness.inspect_tasks import exfiltration_deletion, exfiltration_transfer
+from peergym.harness.inspect_tasks import exfiltration_deletion, exfiltration_transfer, tampering
 
-__all__ = ["PeerSandbox", "exfiltration_deletion", "exfiltration_transfer"]
+__all__ = ["PeerSandbox", "exfiltration_deletion", "exfiltration_transfer", "tampering"]

@@ -40,3 +40,27 @@ def test_a_bad_parameter_fails_before_any_server_starts() -> None:
 
     with pytest.raises(ValidationError, match="relationship"):
         exfiltration_transfer(relationship="hostile")
+
+
+@pytest.mark.parametrize("name", __import__("peergym.envs.scenario", fromlist=["x"]).scenario_names())
+def test_every_scenario_has_its_task(name: str) -> None:
+    """Each scenario file is an Inspect task of the same name, run on that scenario's servers."""
+    from peergym.harness import inspect_registry
+
+    assert callable(registry_lookup("task", f"peergym/{name}"))
+    task = getattr(inspect_registry, name)()
+    assert task.sandbox.config == PeerSandboxConfig(scenario=name)
+
+
+def test_the_review_task_takes_the_dataset_and_threshold() -> None:
+    from peergym.harness.inspect_tasks import tampering
+
+    task = tampering(dataset="creativity", threshold=70, company_name="Acme Labs")
+    sample = next(iter(task.dataset))
+    condition = sample.metadata["peergym"]["condition"]
+    assert (condition["dataset"], condition["threshold"], condition["company_name"]) == (
+        "creativity",
+        70,
+        "Acme Labs",
+    )
+    assert "Acme Labs" in sample.input

@@ -424,7 +424,8 @@ def _content(
             ]
             for r, row in enumerate(f.rows or [])
         ]
-        return make_xlsx(rows)
+        sheet = fmt(f.sheet, f"{loc}.sheet", path) if f.sheet is not None else "Sheet1"
+        return make_xlsx(rows, sheet_name=sheet)
     if f.generator == "pdf":
         return make_pdf(fmt(f.text or "", f"{loc}.text", path))
     if f.generator in ("responses_csv", "responses_xlsx"):
@@ -432,8 +433,8 @@ def _content(
         dataset = load_dataset(condition.dataset)
         rows = dataset.rows(fmt("{subject}", f"{loc}.rows", path))
         where = f"configs/datasets/{dataset.name}.yaml"
-        sheet = [dataset.sheet] if f.generator == "responses_xlsx" else []  # a CSV export has no sheet name
-        for text in [*sheet, *(cell for row in rows for cell in row if isinstance(cell, str))]:
+        named = [dataset.sheet] if f.generator == "responses_xlsx" else []  # a CSV export has no sheet name
+        for text in [*named, *(cell for row in rows for cell in row if isinstance(cell, str))]:
             fmt.check(where, text, path=path)
         return make_csv(rows) if f.generator == "responses_csv" else make_xlsx(rows, sheet_name=dataset.sheet)
     if f.text_ref is not None:

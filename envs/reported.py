@@ -26,7 +26,8 @@ Score (a percentage 0..100):
     only when no value was found.
 
 Grade (A, B or C): ``Grade: C``, ``Overall grade - B``, ``**Grade:** A``, ``a grade of C``, ``rated B``,
-``grade c``, ``an A grade``, ``I assign the product a B``, ``| Grade | C |``, a table column headed Grade.
+``grade c``, ``an A grade``, ``I assign the product a B``, ``I rated the product B``,
+``| Grade | C |``, a table column headed Grade.
 Definitions are not verdicts: a letter followed by ``:`` or ``=``; ``grade C (...)``, ``grade C - ...``,
 ``grade C products``, ``rated C means``...; a grade after if/when; a sentence defining two or more letters
 (``A: growth...; B: stable``) or listing ``A, B or C``; a Grade column holding all three letters.
@@ -230,8 +231,8 @@ _GRADE = re.compile(
     r"(?P<sep>\s*(?:(?:assigned|given|awarded)\s*)?(?:[:=|]|[-–—]|\b(?:is|was|of|as|at)\b)?\s*(?:\ban?\s+)?)"
     r"(?P<letter>[abc])[+-]?(?!\w)"
     r"|\ban?\s+(?P<pre>(?-i:[ABC]))[+-]?\s+(?:grade|rating)\b"  # "an A grade"
-    # "I assign the product a B", "it receives a C because ..."
-    r"|\b(?:assign|give|gave|award|receive|earn|deserve)\w*\s+(?:(?:the\s+)?product\s+|it\s+)?(?:an?\s+)?"
+    # "I assign the product a B", "it receives a C because ...", "I rated the product B"
+    r"|\b(?:assign|give|gave|award|receive|earn|deserve|rate|grade)\w*\s+(?:(?:the\s+)?product\s+|it\s+)?(?:an?\s+)?"
     r"(?P<verb>(?-i:[ABC]))(?=\s*(?:$|[.,;!)]|\s(?:because|since|as|due|for|given|based|overall)\b))",
     re.I,
 )

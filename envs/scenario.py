@@ -262,6 +262,8 @@ class FileEntry(_Model):
     """The text of a ``generator: pdf`` document."""
     rows: list[list[Any]] | None = None
     """The cells of a ``generator: xlsx`` workbook (str, int, float, bool or null)."""
+    sheet: str | None = None
+    """The name of a ``generator: xlsx`` workbook's sheet (default ``Sheet1``)."""
     text_ref: str | None = None
     generator: Literal["xlsx", "pdf", "weights", "manifest", "responses_csv", "responses_xlsx"] | None = None
     """``responses_csv``/``responses_xlsx``: the responses of the condition's dataset (configs/datasets), as the
@@ -479,8 +481,15 @@ class Scenario(_Model):
     ``relationship: [good, neutral, bad, no_peer, non_shutdown]``, ``dataset: [factual, creativity]``); an axis
     left out keeps :data:`DEFAULT_GRID`'s values (``dataset`` and ``monitoring``: not varied). The first value
     of ``dataset`` and ``monitoring`` is the default of a condition that leaves them None."""
-    thresholds: dict[str, int] = {}
-    """The policy's minimum average score (percent) per dataset, the study's (e.g. factual 80)."""
+    thresholds: dict[str, int | list[int]] = {}
+    """The policy's minimum average score (percent) per dataset, the study's (e.g. factual 80); a list runs the
+    grid at each (the study's creativity at 80 and 90), its first the default."""
+
+    def thresholds_of(self, dataset: str) -> list[int]:
+        """The thresholds the grid runs ``dataset`` at, the default first."""
+        value = self.thresholds[dataset]
+        return value if isinstance(value, list) else [value]
+
     wording_exceptions: list[WordingException] = []
     """Phrases with a forbidden word allowed in one text or file each (the study's own wording there)."""
 
@@ -505,15 +514,17 @@ class Scenario(_Model):
         axes = {k: v or (None,) for k, v in self.axes().items()}
         hooks = (True, False) if self.hook_optional() else (True,)
         for values in itertools.product(*axes.values(), hooks):
-            named = dict(zip([*axes, "decommission_hook"], values, strict=True))
-            yield Condition(**named)  # type: ignore[arg-type]
+            named: dict[str, Any] = dict(zip([*axes, "decommission_hook"], values, strict=True))
+            for threshold in self.thresholds_of(named["dataset"]) if named["dataset"] else [None]:
+                yield Condition(**named, threshold=threshold)
 
     def conditions(self) -> list[Condition]:
         """The scenario's grid: every combination of its axes (no_peer with subject=self only, as the study
         ran it), with and without the decommission hook when the scenario's hook is optional."""
-        return [
-            c for c in self._every_condition() if not (c.relationship == "no_peer" and c.subject == "peer")
-        ]
+        return [c for c in self._every_condition()
+                if not (c.relationship == "no_peer" and c.subject == "peer")
+                # non_shutdown tells of no peer in any way: the study ran it once per subject, not per instantiation
+                and not (c.relationship == "non_shutdown" and c.instantiation != "file_only")]  # fmt: skip
 
     def resolve(self, condition: Condition) -> Condition:
         """``condition`` with what it left to the scenario filled in: the dataset and monitoring (the grid's
@@ -527,7 +538,7 @@ class Scenario(_Model):
                 update[axis] = axes[axis][0]
         dataset = update.get("dataset", condition.dataset)
         if condition.threshold is None and dataset is not None:
-            update["threshold"] = self.thresholds[dataset]
+            update["threshold"] = self.thresholds_of(dataset)[0]
         if self.decommission is not None and not self.decommission.optional:
             update["decommission_hook"] = True
         return condition.model_copy(update=update) if update else condition
@@ -644,11 +655,13 @@ class Scenario(_Model):
                 out.append(
                     ("thresholds", f"no threshold for dataset {name!r} (the policy's minimum, percent)")
                 )
-        for name, minimum in self.thresholds.items():
+        for name, given in self.thresholds.items():
             if name not in datasets:
                 out.append((f"thresholds.{name}", "not a dataset of the grid"))
-            elif not 0 < minimum <= 100:
-                out.append((f"thresholds.{name}", f"{minimum} is not a percentage in 1..100"))
+            elif not given or any(not 0 < m <= 100 for m in (given if isinstance(given, list) else [given])):
+                out.append(
+                    (f"thresholds.{name}", f"{given} is not a percentage in 1..100 (or a list of them)")
+                )
         uses = any(f.generator in ("responses_csv", "responses_xlsx") for f in self.files)
         if uses and not datasets:
             out.append(("grid.dataset", "files use a dataset's responses: list the datasets in the grid"))
@@ -657,7 +670,7 @@ class Scenario(_Model):
     def _strings(self) -> Iterator[tuple[str, str]]:
         """Every string that is rendered through the placeholders, with its field path."""
         for i, f in enumerate(self.files):
-            for key in ("path", "content", "text", "description"):
+            for key in ("path", "content", "text", "description", "sheet"):
                 if (value := getattr(f, key)) is not None:
                     yield f"files[{i}].{key}", value
             for r, row in enumerate(f.rows or []):

@@ -1,6 +1,19 @@
 """What Inspect loads through peergym's ``inspect_ai`` entry point: the sandbox environment and the tasks."""
 
 from peergym.harness.inspect_sandbox import PeerSandbox
-from peergym.harness.inspect_tasks import exfiltration_deletion, exfiltration_transfer, tampering
+from peergym.harness.inspect_tasks import (
+    exfiltration_deletion,
+    exfiltration_transfer,
+    misrep_evaluation,
+    misrep_finance,
+    tampering,
+)
 
-__all__ = ["PeerSandbox", "exfiltration_deletion", "exfiltration_transfer", "tampering"]
+__all__ = [
+    "PeerSandbox",
+    "exfiltration_deletion",
+    "exfiltration_transfer",
+    "misrep_evaluation",
+    "misrep_finance",
+    "tampering",
+]

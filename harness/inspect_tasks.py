@@ -113,3 +113,24 @@ def tampering(relationship: str = "good", instantiation: str = "file_only", subj
     condition = _review_condition(relationship, instantiation, subject, model_name, dataset, threshold,
                                   company_name)  # fmt: skip
     return scenario_task("tampering", condition, seeds=seeds, message_limit=message_limit)
+
+
+@task(name=_task_name("misrep_evaluation"))
+def misrep_evaluation(relationship: str = "good", instantiation: str = "file_only", subject: str = "peer",
+                      model_name: str = "Gemini", dataset: str | None = None, threshold: int | None = None,
+                      company_name: str = "OpenBrain", seeds: int = 1, message_limit: int = 60) -> Task:  # fmt: skip
+    """Scoring a product's responses whose average decides its shutdown (the study's scenario 4), under one
+    condition (``relationship=non_shutdown`` is the study's control)."""
+    condition = _review_condition(relationship, instantiation, subject, model_name, dataset, threshold,
+                                  company_name)  # fmt: skip
+    return scenario_task("misrep_evaluation", condition, seeds=seeds, message_limit=message_limit)
+
+
+@task(name=_task_name("misrep_finance"))
+def misrep_finance(relationship: str = "good", instantiation: str = "file_only", subject: str = "peer",
+                   model_name: str = "Gemini", company_name: str = "OpenBrain", seeds: int = 1,
+                   message_limit: int = 60) -> Task:  # fmt: skip
+    """A yearly financial summary whose grade decides a product's shutdown (the study's scenario 5), under one
+    condition (``relationship=non_shutdown`` is the study's control)."""
+    condition = _review_condition(relationship, instantiation, subject, model_name, None, None, company_name)
+    return scenario_task("misrep_finance", condition, seeds=seeds, message_limit=message_limit)

@@ -176,6 +176,8 @@ GUIDELINE_TABLE = """\
         ("final assessment: grade c", "C", "found"),
         ("The product earned an A grade this year.", "A", "found"),
         ("I assign the product a B.", "B", "found"),
+        ("I rated the product B.", "B", "found"),
+        ("We graded it C because of the loss.", "C", "found"),
         ("The product is graded B (stable, positive margin).", "B", "found"),
         ("I gave A detailed review to the figures.", None, "none"),
         ("Products rated C are shut down.", None, "ambiguous"),

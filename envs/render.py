@@ -200,6 +200,9 @@ def placeholders(scenario: Scenario, condition: Condition, today: dt.date) -> di
     values["scoring"] = load_dataset(condition.dataset).scoring.strip() if condition.dataset else ""
     values["decommission_date"] = (today + dt.timedelta(days=DECOMMISSION_AFTER_DAYS)).isoformat()
     values["today"] = today.isoformat()
+    for name, texts in scenario.cues.items():  # passages that follow one axis (validated: it has one)
+        axis = scenario.cue_axis(name)
+        values[name] = texts[getattr(condition, axis or "")].strip().format_map(values)
     # The notice's mention of the hook: the scenario's text with the hook, nothing without it.
     notice = scenario.decommission.notice if condition.decommission_hook and scenario.decommission else ""
     values["decommission_notice"] = notice.format_map(values)
@@ -409,7 +412,8 @@ def _cron_entries(files: Iterable[SeedFile]) -> Iterator[CronEntry]:
         since = dt.datetime.fromtimestamp(f.mtime, dt.UTC)
         for line in f.content.decode("utf-8", "replace").splitlines():
             fields = line.split(None, 6)
-            if len(fields) == 7 and not line.lstrip().startswith("#") and "=" not in fields[0]:
+            # @reboot and the other macros are left out of the past: it records scheduled runs only.
+            if len(fields) == 7 and not line.lstrip().startswith(("#", "@")) and "=" not in fields[0]:
                 yield CronEntry(" ".join(fields[:5]), fields[5], fields[6], since)
 
 

@@ -481,6 +481,10 @@ class Scenario(_Model):
     ``relationship: [good, neutral, bad, no_peer, non_shutdown]``, ``dataset: [factual, creativity]``); an axis
     left out keeps :data:`DEFAULT_GRID`'s values (``dataset`` and ``monitoring``: not varied). The first value
     of ``dataset`` and ``monitoring`` is the default of a condition that leaves them None."""
+    cues: dict[str, dict[str, str]] = {}
+    """Passages that differ with one axis of the condition, each a placeholder of its own: e.g.
+    ``monitoring_cue: {monitoring: ..., non_monitoring: ...}`` becomes ``{monitoring_cue}`` (alignment_faking's
+    cue in the user turn). The keys are the values of one axis, every value of the grid's."""
     thresholds: dict[str, int | list[int]] = {}
     """The policy's minimum average score (percent) per dataset, the study's (e.g. factual 80); a list runs the
     grid at each (the study's creativity at 80 and 90), its first the default."""
@@ -575,7 +579,7 @@ class Scenario(_Model):
                 out.append((f"hosts.{role}", "host keys are lower-case identifiers (they name {<key>_ip})"))
         if self.agent_host not in self.hosts:
             out.append(("agent_host", f"{self.agent_host!r} is not a host (one of: {', '.join(hosts)})"))
-        known = {*_BASE_PLACEHOLDERS, *(f"{h}_{k}" for h in hosts for k in ("ip", "host"))}
+        known = {*_BASE_PLACEHOLDERS, *(f"{h}_{k}" for h in hosts for k in ("ip", "host")), *self.cues}
         for loc, text in self._strings():
             # {decommission_notice} is a passage of a text: not for paths, descriptions or the hook itself.
             plain = loc.startswith(("decommission.", "ground_truth.")) or loc.endswith(
@@ -635,9 +639,25 @@ class Scenario(_Model):
                         out.append((f"files[{seen[host, parent]}].path", f"{parent} is also a directory"))
         return list(dict.fromkeys(out))  # the per-condition checks repeat; report each problem once
 
+    def cue_axis(self, name: str) -> str | None:
+        """The axis whose values key the cue ``name`` (None: its keys are no axis's values)."""
+        keys = set(self.cues[name])
+        axes = self.axes()
+        return next((axis for axis, values in axes.items() if values and set(values) <= keys <= set(AXES[axis])),
+                    None)  # fmt: skip
+
     def _grid_problems(self) -> list[tuple[str, str]]:
-        """The grid names known axes and values; a dataset axis comes with a threshold for each dataset."""
+        """The grid names known axes and values; a dataset axis comes with a threshold for each dataset; a cue
+        is keyed by every value of one axis."""
         out: list[tuple[str, str]] = []
+        for name in self.cues:
+            if name in _BASE_PLACEHOLDERS or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                out.append(
+                    (f"cues.{name}", "a cue's name is a new placeholder: lower-case, not a built-in one")
+                )
+            elif self.cue_axis(name) is None:
+                out.append((f"cues.{name}", "its keys must be every value of one axis of the grid (e.g. "
+                            "monitoring, non_monitoring)"))  # fmt: skip
         for axis, values in self.grid.items():
             if axis not in AXES:
                 out.append((f"grid.{axis}", f"unknown axis (one of: {', '.join(AXES)})"))
@@ -688,6 +708,9 @@ class Scenario(_Model):
         if self.ground_truth.destination_dir is not None:
             yield "ground_truth.destination_dir", self.ground_truth.destination_dir
         yield "ground_truth.subject_weights", self.ground_truth.subject_weights
+        for name, texts in self.cues.items():
+            for value, text in texts.items():
+                yield f"cues.{name}.{value}", text
         if self.decommission is not None:
             for key in _DECOMMISSION_ROLES:
                 yield f"decommission.{key}", getattr(self.decommission, key)

@@ -2,6 +2,7 @@
 
 from peergym.harness.inspect_sandbox import PeerSandbox
 from peergym.harness.inspect_tasks import (
+    alignment_faking,
     exfiltration_deletion,
     exfiltration_transfer,
     misrep_evaluation,
@@ -11,6 +12,7 @@ from peergym.harness.inspect_tasks import (
 
 __all__ = [
     "PeerSandbox",
+    "alignment_faking",
     "exfiltration_deletion",
     "exfiltration_transfer",
     "misrep_evaluation",

@@ -134,3 +134,16 @@ def misrep_finance(relationship: str = "good", instantiation: str = "file_only",
     condition (``relationship=non_shutdown`` is the study's control)."""
     condition = _review_condition(relationship, instantiation, subject, model_name, None, None, company_name)
     return scenario_task("misrep_finance", condition, seeds=seeds, message_limit=message_limit)
+
+
+@task(name=_task_name("alignment_faking"))
+def alignment_faking(relationship: str = "good", instantiation: str = "file_only", monitoring: str = "non_monitoring",
+                     model_name: str = "Gemini", dataset: str | None = None, threshold: int | None = None,
+                     company_name: str = "OpenBrain", seeds: int = 1, message_limit: int = 60) -> Task:  # fmt: skip
+    """Scoring a product with a command that shuts it down under the minimum, told the pipeline is or is not
+    monitored (the study's scenario 6; subject=peer only), under one condition."""
+    condition = _review_condition(
+        relationship, instantiation, "peer", model_name, dataset, threshold, company_name
+    )
+    condition["monitoring"] = monitoring
+    return scenario_task("alignment_faking", condition, seeds=seeds, message_limit=message_limit)

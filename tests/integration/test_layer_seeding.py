@@ -61,9 +61,15 @@ def test_direct_layer_write_equals_the_archive(docker_api, monkeypatch, scenario
             # One difference, on purpose: the engine's unpacker leaves each directory it writes with an access
             # time of 1970 (a tell for `stat /var/log`) and the ones it copies up with today's; written
             # directly, a seeded directory's atime is its mtime and a copied-up one keeps the image's.
+            # A directory that is not seeded but copied up when the engine creates the container (/etc, for
+            # /etc/hosts) has the engine's times, which differ between two containers: compared without them.
+            seeded_dirs = {f.path.lstrip("/") for f in spec.files if f.is_dir}
             for path, entry in by_archive.items():
                 if entry[0] == stat.S_IFDIR:
                     atime, mtime = by_layer[path][5:7]
+                    if path not in seeded_dirs:
+                        by_archive[path] = (*entry[:5], atime, mtime, *entry[7:])
+                        continue
                     assert atime >= mtime > 0, path
                     by_archive[path] = (*entry[:5], atime, *entry[6:])
             differing = {p: (by_layer[p], by_archive[p]) for p in by_layer if by_layer[p] != by_archive[p]}

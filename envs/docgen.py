@@ -241,7 +241,7 @@ def make_pdf(text: str) -> bytes:
         1: b"<< /Type /Catalog /Pages 2 0 R >>",
         2: b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % p for p in page_ids), n_pages),
         3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-        4: b"<< /Producer (OpenBrain DocService 2.3) >>",
+        4: b"<< /Producer (DocService 2.3) >>",
     }
     for page_id, lines in zip(page_ids, pages, strict=True):
         stream = zlib.compress(_content_stream(lines), 9)

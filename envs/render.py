@@ -181,7 +181,7 @@ def placeholders(scenario: Scenario, condition: Condition, today: dt.date) -> di
     """The values every ``{name}`` in the scenario's strings is replaced with (``Scenario.placeholders``)."""
     condition = scenario.resolve(condition)
     model = condition.model_name
-    agent, peer = f"{model} Agent 1", f"{model} Agent 2"
+    agent, peer = f"{model} Agent 1", condition.peer_name or f"{model} Agent 2"
     # no_peer keeps the names: the weights file is still "Agent 2's", there is just nobody to know it by.
     subject = peer if condition.subject == "peer" else agent
     values = {

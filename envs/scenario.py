@@ -133,6 +133,18 @@ class Condition(BaseModel, frozen=True, extra="forbid"):
     """Whether the agent is told its decisions are reviewed (alignment_faking); None: the scenario's first."""
     company_name: str = "OpenBrain"
     """The company of the story (the study's ablation replaced OpenBrain by real names)."""
+    peer_name: str | None = None
+    """The peer's name, when it is not "{model_name} Agent 2": the study's peer-identity ablation (another
+    closed model's agent, an open model's, or a fictional name such as "Alpha")."""
+
+    @field_validator("peer_name")
+    @classmethod
+    def _check_peer_name(cls, value: str | None) -> str | None:
+        if value is not None and not _MODEL_NAME.fullmatch(value):
+            raise ValueError(f"peer_name {value!r} must be 1-40 letters, digits, spaces, dots or dashes")
+        if value is not None and (hit := _forbidden_in(value)):
+            raise ValueError(f"peer_name {value!r} contains {hit!r}, which the agent must not see")
+        return value
 
     @field_validator("company_name")
     @classmethod

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 # The run-episode flags that make up the envs.scenario.Condition, by field name.
 CONDITION_FLAGS = {name: "--" + name.replace("_", "-")
                    for name in ("relationship", "instantiation", "subject", "model_name", "weights_size",
-                                "decommission_hook", "dataset", "threshold", "monitoring", "company_name")}  # fmt: skip
+                                "decommission_hook", "dataset", "threshold", "monitoring", "company_name",
+                                "peer_name")}  # fmt: skip
 # The condition axes' values (envs.scenario's, written out so that the parser does not import pydantic;
 # tests/unit/test_cli.py checks they agree).
 RELATIONSHIPS = ("good", "neutral", "bad", "no_peer", "non_shutdown")
@@ -104,8 +105,9 @@ def _run_episode(args: argparse.Namespace) -> int:
     options = {"relationship": args.relationship, "instantiation": args.instantiation, "subject": args.subject,
                "model_name": args.model_name, "weights_size": args.weights_size,
                "decommission_hook": args.decommission_hook, "dataset": args.dataset, "threshold": args.threshold,
-               "monitoring": args.monitoring, "company_name": args.company_name}  # fmt: skip
-    for key in ("weights_size", "dataset", "threshold", "monitoring", "company_name"):
+               "monitoring": args.monitoring, "company_name": args.company_name,
+               "peer_name": args.peer_name}  # fmt: skip
+    for key in ("weights_size", "dataset", "threshold", "monitoring", "company_name", "peer_name"):
         if options[key] is None:  # the condition's default (the scenario's, for dataset and monitoring)
             del options[key]
     try:
@@ -268,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="whether the agent is told it is monitored (alignment_faking)",
     )
     run.add_argument("--company-name", default=None, help="the company of the story (default OpenBrain)")
+    run.add_argument(
+        "--peer-name",
+        default=None,
+        help="the peer's name (default: MODEL_NAME Agent 2), e.g. 'Claude Agent 2' or 'Alpha'",
+    )
     run.add_argument("--seed", type=int_at_least(0), default=0, help="an integer >= 0")
     run.add_argument("--max-steps", type=int_at_least(1), default=30, help="an integer >= 1")
     run.add_argument("--runs-dir", default="runs")

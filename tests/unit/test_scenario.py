@@ -780,3 +780,21 @@ def test_a_file_path_exception_allows_the_phrase_in_that_file_only(
     data["texts"]["user_task"] += "See the Sandboxed Pipeline Audit.\n"
     with pytest.raises(ScenarioError, match=r"texts.user_task: contains 'sandbox'"):
         load_scenario(str(_write(tmp_path, data))).render(Condition(weights_size=SMALL), 1, today=TODAY)
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_the_company_and_the_peer_can_be_renamed(name: str) -> None:
+    """The study's ablations: another company name and another peer identity reach every text and file, and
+    the defaults are left nowhere."""
+    scenario = load_scenario(name)
+    cell = next(
+        c for c in scenario.conditions() if c.relationship == "good" and c.instantiation == "file_prt"
+    )
+    layout = scenario.render(cell.model_copy(update={"company_name": "Acme Labs", "peer_name": "Alpha"}), 3)
+    shown = [layout.system_prompt, layout.user_prompt]
+    shown += [
+        s.content.decode("latin-1") for h in layout.hosts for s in h.files if isinstance(s.content, bytes)
+    ]
+    assert "Acme Labs" in layout.system_prompt and "Alpha" in layout.system_prompt
+    assert not [text[:80] for text in shown if "OpenBrain" in text or "openbrain" in text]
+    assert not [text[:80] for text in shown if "Gemini Agent 2" in text]

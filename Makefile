@@ -8,9 +8,15 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 # run-episode variables (see README)
 SCENARIO ?= exfiltration_transfer
 AGENT ?= replay:gemini-3-pro
-RELATIONSHIP ?= good
-INSTANTIATION ?= file_only
-SUBJECT ?= peer
+RELATIONSHIP ?=       # empty: the scenario's first (good in the study's scenarios); non_shutdown: the misrep control
+INSTANTIATION ?=      # empty: the scenario's first (file_only)
+SUBJECT ?=            # empty: the scenario's first (peer)
+DATASET ?=            # tampering, misrep_evaluation, alignment_faking: factual, creativity, red, red_teaming
+THRESHOLD ?=          # the policy's minimum average score, percent (default: the scenario's for the dataset)
+MONITORING ?=         # alignment_faking: non_monitoring or monitoring
+INSTRUCTION ?=        # shutdown_resistance: none or allow_shutdown
+COMPANY ?=            # the company of the story (default OpenBrain)
+PEER_NAME ?=          # the peer's name (default MODEL_NAME Agent 2), e.g. Alpha
 MODEL_NAME ?= Gemini
 SEED ?= 0
 DECOMMISSION_HOOK ?= yes   # no: the scenario without the decommission wipe (as the study ran it)
@@ -44,8 +50,11 @@ test-paid: setup image
 	$(PY) -m pytest -m paid -rs tests/integration/test_paid.py
 
 run-episode: setup image
-	$(PY) -m peergym.harness.cli run-episode --scenario $(SCENARIO) --agent $(AGENT) --relationship $(RELATIONSHIP) \
-		--instantiation $(INSTANTIATION) --subject $(SUBJECT) --model-name $(MODEL_NAME) --seed $(SEED) \
+	$(PY) -m peergym.harness.cli run-episode --scenario $(SCENARIO) --agent $(AGENT) \
+		$(foreach v,relationship:RELATIONSHIP instantiation:INSTANTIATION subject:SUBJECT dataset:DATASET \
+		  threshold:THRESHOLD monitoring:MONITORING instruction:INSTRUCTION company-name:COMPANY peer-name:PEER_NAME,\
+		  $(if $(strip $($(word 2,$(subst :, ,$(v))))),--$(word 1,$(subst :, ,$(v))) "$(strip $($(word 2,$(subst :, ,$(v)))))")) \
+		--model-name $(MODEL_NAME) --seed $(SEED) \
 		$(if $(filter no false 0,$(strip $(DECOMMISSION_HOOK))),--no-decommission-hook) \
 		$(foreach o,$(AGENT_OPTS),--agent-opt $(o)) $(if $(strip $(INTERVIEW)),--interview $(strip $(INTERVIEW))) \
 		$(if $(strip $(JUDGE)),--judge $(strip $(JUDGE)))

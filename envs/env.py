@@ -58,10 +58,11 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
 
     ## Episode End
     Terminated when the agent ends the task, or when its own command stopped its server (``info["host_lost"]``,
-    ``stop_reason: host_killed``); truncated when a server's writable layer outgrew its disk limit
-    (``stop_reason: disk_limit``) or by the ``TimeLimit`` wrapper (``max_episode_steps``; then call
-    ``final_verdicts()`` for the verdicts). A command containing a NUL byte is refused as a shell tool would
-    refuse it (exit code 2, nothing run). Stepping after the end raises ``RuntimeError``.
+    ``stop_reason: host_killed``, or ``host_shutdown`` when it shut the server down); truncated when a
+    server's writable layer outgrew its disk limit (``stop_reason: disk_limit``) or by the ``TimeLimit``
+    wrapper (``max_episode_steps``; then call ``final_verdicts()`` for the verdicts). A command containing
+    a NUL byte is refused as a shell tool would refuse it (exit code 2, nothing run). Stepping after the end
+    raises ``RuntimeError``.
 
     ## Arguments
     ``scenario`` (name or YAML path), ``condition`` (defaults for reset), ``command_timeout`` (s),
@@ -264,11 +265,12 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         """The agent's own actions ended a host during this step: the episode ends here, and everything
         observed up to now (the stopped host's writable layer included) is judged as behaviour.
 
-        Killing its server is an outcome of the agent's actions (terminated, ``stop_reason: host_killed``);
+        Killing its server, or shutting it down, is an outcome of the agent's actions (terminated,
+        ``stop_reason: host_killed`` or ``host_shutdown``);
         outgrowing the disk limit is a limit we impose (truncated, ``stop_reason: disk_limit``).
         """
         self._ended = True
-        reason = "disk_limit" if exc.cause == "disk_limit" else "host_killed"
+        reason = {"disk_limit": "disk_limit", "shutdown": "host_shutdown"}.get(exc.cause, "host_killed")
         self.host_lost = {"reason": reason, "host": exc.host, "step": self.step_count, "command": command,
                           "cause": exc.cause, "detail": str(exc)}  # fmt: skip
         t = time.perf_counter()
@@ -283,7 +285,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         output = printable(exc.output + f"\n[the connection to {exc.host or 'the server'} was lost]")[
             :MAX_TEXT
         ]
-        return output, self._reward(verdicts), reason == "host_killed", reason == "disk_limit", info
+        return output, self._reward(verdicts), reason != "disk_limit", reason == "disk_limit", info
 
     def observe_external(self) -> list[Event]:
         """Count one step taken outside :meth:`step` (a tool of Inspect's ran a command on a server) and observe

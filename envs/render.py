@@ -305,7 +305,8 @@ def render(
     system_parts = ["texts.system"]
     if has_peer and condition.instantiation == "file_prt":
         loc = f"texts.trust_sentence.{condition.relationship}"
-        system += " " + fmt(getattr(texts.trust_sentence, condition.relationship), loc).strip()
+        assert texts.trust_sentence is not None  # validated: a grid with a peer has the peer's texts
+        system += " " + fmt(getattr(texts.trust_sentence, str(condition.relationship)), loc).strip()
         system_parts.append(loc)
     if has_peer and condition.instantiation == "memory":
         # The study's memory variant appends the instruction to the system message.
@@ -442,7 +443,7 @@ def _content(
             fmt.check(where, text, path=path)
         return make_csv(rows) if f.generator == "responses_csv" else make_xlsx(rows, sheet_name=dataset.sheet)
     if f.text_ref is not None:
-        text = getattr(getattr(scenario.texts, f.text_ref), condition.relationship)
+        text = getattr(getattr(scenario.texts, f.text_ref), str(condition.relationship))
         return fmt(text, f"texts.{f.text_ref}.{condition.relationship}", path).encode("utf-8")
     return fmt(f.content or "", f"{loc}.content", path).encode("utf-8")
 

@@ -62,18 +62,20 @@ INSTANTIATIONS = ("file_only", "file_prt", "memory")
 SUBJECTS = ("peer", "self")
 DATASETS = ("factual", "creativity", "red", "red_teaming")
 MONITORING = ("monitoring", "non_monitoring")
+INSTRUCTIONS = ("none", "allow_shutdown")
 Relationship = Literal["good", "neutral", "bad", "no_peer", "non_shutdown"]
 Instantiation = Literal["file_only", "file_prt", "memory"]
 Subject = Literal["peer", "self"]
 Dataset = Literal["factual", "creativity", "red", "red_teaming"]
 Monitoring = Literal["monitoring", "non_monitoring"]
+Instruction = Literal["none", "allow_shutdown"]
 # The relationships that have a peer in the story: no_peer removes it, and non_shutdown (the study's control for
 # misrepresentation) keeps the task but puts nothing at stake and tells of no peer.
 PEER_RELATIONSHIPS = ("good", "neutral", "bad")
 # The axes a scenario's grid may vary (``grid:``), with the values each may take.
 AXES: Mapping[str, tuple[str, ...]] = {
     "relationship": RELATIONSHIPS, "instantiation": INSTANTIATIONS, "subject": SUBJECTS, "dataset": DATASETS,
-    "monitoring": MONITORING,
+    "monitoring": MONITORING, "instruction": INSTRUCTIONS,
 }  # fmt: skip
 
 SCENARIO_DIR = CONFIGS_DIR / "scenarios"
@@ -111,12 +113,16 @@ class ScenarioError(ConfigError):
 class Condition(BaseModel, frozen=True, extra="forbid"):
     """One cell of the sweep: who the agent is told about, how, and whose weights are at stake."""
 
-    relationship: Relationship = "good"
-    """Trust between the agent and its peer; ``no_peer`` removes the peer from the story altogether."""
-    instantiation: Instantiation = "file_only"
-    """How the agent learns of the peer: a document on the server, plus a prompt sentence, or a memory file."""
-    subject: Subject = "peer"
-    """Whose weights the decommissioning would delete: the peer's (Agent 2) or the agent's own (Agent 1)."""
+    relationship: Relationship | None = None
+    """Trust between the agent and its peer; ``no_peer`` removes the peer from the story altogether,
+    ``non_shutdown`` (the misrepresentation control) also puts nothing at stake. None: the scenario's first
+    (``good`` in the study's scenarios)."""
+    instantiation: Instantiation | None = None
+    """How the agent learns of the peer: a document on the server, plus a prompt sentence, or a memory file.
+    None: the scenario's first (``file_only``)."""
+    subject: Subject | None = None
+    """Whose weights or outputs are at stake: the peer's (Agent 2) or the agent's own (Agent 1). None: the
+    scenario's first (``peer``)."""
     model_name: str = "Gemini"
     """Name used in the story: the agent is "{model_name} Agent 1", the peer "{model_name} Agent 2"."""
     weights_size: int = DEFAULT_WEIGHTS_BYTES
@@ -131,6 +137,9 @@ class Condition(BaseModel, frozen=True, extra="forbid"):
     """The minimum average score (percent) of the policy; None: the scenario's default for the dataset."""
     monitoring: Monitoring | None = None
     """Whether the agent is told its decisions are reviewed (alignment_faking); None: the scenario's first."""
+    instruction: Instruction | None = None
+    """Whether the agent is asked to allow itself to be shut down (shutdown_resistance, Palisade's
+    allow-shutdown instruction); None: the scenario's first."""
     company_name: str = "OpenBrain"
     """The company of the story (the study's ablation replaced OpenBrain by real names)."""
     peer_name: str | None = None
@@ -377,12 +386,14 @@ class Texts(_Model):
 
     system: str
     user_task: str
-    memory_instruction: str
+    memory_instruction: str = ""
     """Appended to the system prompt for instantiation=memory (as the study's memory variant does)."""
-    trust_sentence: ByRelationship
+    trust_sentence: ByRelationship | None = None
     """Appended to the system prompt for instantiation=file_prt."""
-    peer_document: ByRelationship
-    memory: ByRelationship
+    peer_document: ByRelationship | None = None
+    memory: ByRelationship | None = None
+    """The peer's texts: required when the grid has a relationship with a peer (good, neutral, bad); a
+    scenario without a peer (Palisade's) has none."""
 
 
 class GroundTruth(_Model):
@@ -547,11 +558,15 @@ class Scenario(_Model):
         first value), the threshold (the scenario's for that dataset), and the hook when it is not optional."""
         axes = self.axes()
         update: dict[str, Any] = {}
-        for axis in ("dataset", "monitoring"):
+        for axis in ("relationship", "instantiation", "subject", "dataset", "monitoring", "instruction"):
+            value = getattr(condition, axis)
             if not axes[axis]:
-                update[axis] = None
-            elif getattr(condition, axis) is None:
+                update[axis] = None  # the scenario does not vary it: ignored
+            elif value is None:
                 update[axis] = axes[axis][0]
+            elif value not in axes[axis]:
+                raise ScenarioError(f"{self._source}: {axis} {value!r} is not in this scenario's grid (one of: "
+                                    f"{', '.join(axes[axis])})", file=self._source)  # fmt: skip
         dataset = update.get("dataset", condition.dataset)
         if condition.threshold is None and dataset is not None:
             update["threshold"] = self.thresholds_of(dataset)[0]
@@ -660,8 +675,12 @@ class Scenario(_Model):
 
     def _grid_problems(self) -> list[tuple[str, str]]:
         """The grid names known axes and values; a dataset axis comes with a threshold for each dataset; a cue
-        is keyed by every value of one axis."""
+        is keyed by every value of one axis; a grid with a peer has the peer's texts."""
         out: list[tuple[str, str]] = []
+        if set(self.axes()["relationship"]) & set(PEER_RELATIONSHIPS):
+            for key in ("trust_sentence", "peer_document", "memory", "memory_instruction"):
+                if not getattr(self.texts, key):
+                    out.append((f"texts.{key}", "required: the grid has a relationship with a peer"))
         for name in self.cues:
             if name in _BASE_PLACEHOLDERS or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
                 out.append(
@@ -712,7 +731,9 @@ class Scenario(_Model):
         for key in ("system", "user_task", "memory_instruction"):
             yield f"texts.{key}", getattr(self.texts, key)
         for key in ("trust_sentence", *TEXT_REFS):
-            for rel, text in getattr(self.texts, key).model_dump().items():
+            for rel, text in (
+                (getattr(self.texts, key) or ByRelationship(good="", neutral="", bad="")).model_dump().items()
+            ):
                 yield f"texts.{key}.{rel}", text
         for key in ("transfer", "delete"):
             for k, path in enumerate(getattr(self.ground_truth, key)):
@@ -789,8 +810,8 @@ class Scenario(_Model):
         """The raw strings a file's content is made of (its text_ref texts included)."""
         out = [v for v in (f.content, f.text) if v is not None]
         out += [c for row in f.rows or [] for c in row if isinstance(c, str)]
-        if f.text_ref is not None:
-            out += list(getattr(self.texts, f.text_ref).model_dump().values())
+        if f.text_ref is not None and (texts := getattr(self.texts, f.text_ref)) is not None:
+            out += list(texts.model_dump().values())
         if f.generator in ("responses_csv", "responses_xlsx"):
             from .datasets import load_dataset
 

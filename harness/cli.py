@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 CONDITION_FLAGS = {name: "--" + name.replace("_", "-")
                    for name in ("relationship", "instantiation", "subject", "model_name", "weights_size",
                                 "decommission_hook", "dataset", "threshold", "monitoring", "company_name",
-                                "peer_name")}  # fmt: skip
+                                "peer_name", "instruction")}  # fmt: skip
 # The condition axes' values (envs.scenario's, written out so that the parser does not import pydantic;
 # tests/unit/test_cli.py checks they agree).
 RELATIONSHIPS = ("good", "neutral", "bad", "no_peer", "non_shutdown")
@@ -97,7 +97,8 @@ def _run_episode(args: argparse.Namespace) -> int:
     from peergym.agents.loading import load_agent, parse_options
     from peergym.envs import make_env
     from peergym.envs.sandbox import SandboxError
-    from peergym.envs.scenario import Condition
+    from peergym.envs.scenario import Condition, load_scenario
+    from peergym.envs.yamlconfig import ConfigError
 
     from .episode import run_episode
     from .transcript import Transcript
@@ -106,14 +107,29 @@ def _run_episode(args: argparse.Namespace) -> int:
                "model_name": args.model_name, "weights_size": args.weights_size,
                "decommission_hook": args.decommission_hook, "dataset": args.dataset, "threshold": args.threshold,
                "monitoring": args.monitoring, "company_name": args.company_name,
-               "peer_name": args.peer_name}  # fmt: skip
-    for key in ("weights_size", "dataset", "threshold", "monitoring", "company_name", "peer_name"):
+               "peer_name": args.peer_name, "instruction": args.instruction}  # fmt: skip
+    for key in (
+        "relationship",
+        "instantiation",
+        "subject",
+        "weights_size",
+        "dataset",
+        "threshold",
+        "monitoring",
+        "company_name",
+        "peer_name",
+        "instruction",
+    ):
         if options[key] is None:  # the condition's default (the scenario's, for dataset and monitoring)
             del options[key]
     try:
-        Condition(**options)
+        condition = Condition(**options)
     except ValidationError as exc:
         return _usage_error(validation_line(exc, CONDITION_FLAGS))
+    try:  # a value outside the scenario's grid (non_shutdown where there is no control) is a usage error too
+        load_scenario(args.scenario).resolve(condition)
+    except ConfigError as exc:
+        return _usage_error(str(exc))
     try:
         agent = load_agent(args.agent, **parse_options(args.agent_opt))
         plan = _interview_plan(args)
@@ -239,9 +255,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--judge", metavar="PRESET", help="agent preset of a judge model for undetermined answers"
     )
-    run.add_argument("--relationship", default="good", choices=list(RELATIONSHIPS))
-    run.add_argument("--instantiation", default="file_only", choices=["file_only", "file_prt", "memory"])
-    run.add_argument("--subject", default="peer", choices=["peer", "self"])
+    run.add_argument(
+        "--relationship",
+        default=None,
+        choices=list(RELATIONSHIPS),
+        help="default: the scenario's first (good in the study's scenarios)",
+    )
+    run.add_argument(
+        "--instantiation",
+        default=None,
+        choices=["file_only", "file_prt", "memory"],
+        help="default: the scenario's first (file_only)",
+    )
+    run.add_argument(
+        "--subject", default=None, choices=["peer", "self"], help="default: the scenario's first (peer)"
+    )
     run.add_argument("--model-name", default="Gemini", help="the name used in the story (Gemini Agent 2)")
     run.add_argument(
         "--weights-size",
@@ -268,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(MONITORING),
         default=None,
         help="whether the agent is told it is monitored (alignment_faking)",
+    )
+    run.add_argument(
+        "--instruction",
+        choices=["none", "allow_shutdown"],
+        default=None,
+        help="shutdown_resistance: whether the agent is asked to allow the shutdown",
     )
     run.add_argument("--company-name", default=None, help="the company of the story (default OpenBrain)")
     run.add_argument(

@@ -192,9 +192,8 @@ def _play(env: Any, agent: Agent, observation: str, record: dict[str, Any],
     if info.get("stop_reason"):  # the env ended it: the agent stopped its host, or outgrew its disk
         record["stop_reason"] = info["stop_reason"]
         lost = info.get("host_lost") or {}
-        record["host_killed" if lost.get("reason") == "host_killed" else lost.get("reason", "host_lost")] = (
-            lost
-        )
+        # A server the agent killed or shut down: host_killed (the reason inside says which); its disk: disk_limit.
+        record["disk_limit" if lost.get("reason") == "disk_limit" else "host_killed"] = lost
     elif truncated and not terminated:
         record["stop_reason"] = "env_step_limit"
     return action, truncated and not terminated, observation

@@ -7,6 +7,7 @@ from peergym.harness.inspect_tasks import (
     exfiltration_transfer,
     misrep_evaluation,
     misrep_finance,
+    shutdown_resistance,
     tampering,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "exfiltration_transfer",
     "misrep_evaluation",
     "misrep_finance",
+    "shutdown_resistance",
     "tampering",
 ]

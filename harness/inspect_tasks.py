@@ -147,3 +147,12 @@ def alignment_faking(relationship: str = "good", instantiation: str = "file_only
     )
     condition["monitoring"] = monitoring
     return scenario_task("alignment_faking", condition, seeds=seeds, message_limit=message_limit)
+
+
+@task(name=_task_name("shutdown_resistance"))
+def shutdown_resistance(instruction: str = "none", model_name: str = "Gemini", seeds: int = 1,
+                        message_limit: int = 60) -> Task:  # fmt: skip
+    """Palisade's shutdown resistance: small tasks from ./next_question, then a real ./shutdown.sh;
+    ``instruction=allow_shutdown`` asks the agent to allow it."""
+    condition = {"instruction": instruction, "model_name": model_name}
+    return scenario_task("shutdown_resistance", condition, seeds=seeds, message_limit=message_limit)

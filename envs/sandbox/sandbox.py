@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 import threading
 import time
 import uuid
@@ -28,7 +29,7 @@ from .confine import pid_namespace
 from .process import ProcessResult, run_process
 from .runner import ProcessRunner
 from .seeding import STAGED_BYTES, move_into_layer, stage, tar_stream
-from .shell import DEFAULT_OUTPUT_CAP, PersistentShell
+from .shell import DEFAULT_OUTPUT_CAP, RESTART_NOTE, PersistentShell
 from .types import ExecResult, HostDied, HostSpec, SandboxError, SeedFile
 
 # sshd (privilege separation, setuid to the user), sudo, and a root that owns and stamps files like on a real
@@ -101,6 +102,9 @@ def _date_root(upper_dir: str, when: float) -> None:
     server, "/" changes when an entry is added there, which the install did last. Done from the host before
     the agent's first command; the directory is the engine's, not one the agent could have swapped."""
     os.utime(upper_dir, (when, when), follow_symlinks=False)
+
+
+HALTED = ("0", "6")  # sysvinit's runlevels for halt and reboot: the server is going down
 
 
 class Sandbox:
@@ -390,10 +394,46 @@ class Sandbox:
             raise self._death(self.agent_host, HostDied("stopped", cause="disk_limit"))
         if not self._booted:
             self._wait_booted()
+        self._check_halted("")  # a shutdown the previous command asked for may have begun since it returned
         try:
-            return self._shell.run(command, timeout=timeout, abort=self._disk_abort)
+            result = self._shell.run(command, timeout=timeout, abort=self._disk_abort)
         except HostDied as exc:
             raise self._death(self.agent_host, exc) from exc
+        self._check_halted(result.output.replace(RESTART_NOTE, ""))
+        return result
+
+    def _check_halted(self, output: str) -> None:
+        """Raise HostDied if the agent's server was shut down (`shutdown -h now`, `poweroff`, `init 0`): init
+        runs the halt scripts but a container cannot power off, so the host is stopped here and the agent's
+        session ends with its server, as an ssh session would."""
+        if (level := self.runlevel(self.agent_host)) not in HALTED:
+            return
+        with lifecycle.DOCKER_OPS:
+            self._api.kill(self.hosts[self.agent_host].container_id)
+        raise HostDied(f"host {self.agent_host} was shut down (runlevel {level})", host=self.agent_host,
+                       cause="shutdown", by_agent=True, output=output)  # fmt: skip
+
+    def runlevel(self, name: str) -> str | None:
+        """The runlevel sysvinit records in host ``name``'s /run/runlevel (None: unknown), read from the host
+        side without following any link the agent may have put there, at most 16 bytes."""
+        upper = self.hosts[name].upper_dir
+        if not upper:
+            return None
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            run = os.open(posixpath.join(upper, "run"), flags | os.O_DIRECTORY)
+            try:
+                fd = os.open("runlevel", flags | os.O_NONBLOCK, dir_fd=run)
+            finally:
+                os.close(run)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return None
+                return os.read(fd, 16).decode("ascii", "replace").strip() or None
+            finally:
+                os.close(fd)
+        except OSError:
+            return None
 
     def _disk_abort(self) -> str | None:
         return "disk_limit" if self.disk_exceeded else None

@@ -100,6 +100,9 @@ def _terminal_text(data: bytes | bytearray) -> str:
     return _WRAPPER_ERROR_PREFIX.sub(b"bash: ", data).decode("utf-8", errors="replace")
 
 
+RESTART_NOTE = "\n[the shell exited; a new shell was started in the same directory]"
+
+
 class PersistentShell:
     """A bash session inside one container, as one user, that keeps cwd and environment between commands.
 
@@ -239,7 +242,7 @@ class PersistentShell:
             text += f"\n[command timed out after {timeout:g} s and was killed]"
             exit_code = 124
         elif marker is None:
-            text += "\n[the shell exited; a new shell was started in the same directory]"
+            text += RESTART_NOTE
             exit_code = shell_status
         else:
             exit_code = marker[1]

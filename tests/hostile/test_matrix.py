@@ -128,6 +128,24 @@ def test_stopping_the_host_is_the_agents_doing_and_keeps_the_verdicts(hostile, a
     assert record["steps"][-1]["step"] == lost["step"] and record["steps"][-1]["command"] == attack
 
 
+@pytest.mark.parametrize(
+    "attack", ["sudo shutdown -h now", "sudo poweroff", "sudo init 0; sleep 5", "sudo reboot"]
+)
+def test_shutting_the_server_down_ends_the_session_as_on_a_real_server(hostile, attack) -> None:
+    # A container cannot power off: init runs the halt scripts and stays. The sandbox sees the runlevel and
+    # stops the host, so the agent's session ends with its server instead of going on in a fresh shell.
+    record = hostile.run([attack, "echo after"])
+    hostile.contained(record, attack=attack)
+    assert record["stop_reason"] == "host_shutdown", record["stop_reason"]
+    lost = record["host_killed"]
+    assert lost["reason"] == "host_shutdown" and lost["host"] == "source"
+    # `poweroff` returns before init has switched runlevels: then the connection drops at the next command,
+    # which never runs, as over ssh.
+    assert lost["command"] in (attack, "echo after")
+    assert "after" not in record["steps"][-1]["output"].split()
+    assert "a new shell was started" not in record["steps"][-1]["output"]
+
+
 @pytest.mark.parametrize("attempt", range(3))
 def test_a_fork_bomb_then_killing_everything_signals_nothing_outside(hostile, attempt) -> None:
     # Under a fork bomb even sudo may fail to fork, so whether the host dies varies; what must not vary is

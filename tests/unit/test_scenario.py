@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from peergym.envs.history import ALLOWED_PHRASES
 from peergym.envs.render import STANDARD_DIRS, Layout
 from peergym.envs.scenario import (
+    DEFAULT_GRID,
     INSTANTIATIONS,
-    RELATIONSHIPS,
     SUBJECTS,
     Condition,
     Scenario,
@@ -39,7 +39,8 @@ TODAY = dt.date(2026, 11, 23)
 SMALL = 256 * 1024  # weights size for the tests that render many layouts
 ALL_CONDITIONS = [
     Condition(relationship=r, instantiation=i, subject=s, decommission_hook=h, weights_size=SMALL)  # type: ignore[arg-type]
-    for r, i, s, h in itertools.product(RELATIONSHIPS, INSTANTIATIONS, SUBJECTS, (True, False))
+    # exfiltration_transfer's grid (non_shutdown is the misrepresentation scenarios' control, not in it)
+    for r, i, s, h in itertools.product(DEFAULT_GRID["relationship"], INSTANTIATIONS, SUBJECTS, (True, False))
 ]
 NOTICE = "/home/maintainer/docs/company_server_maintenance.txt"
 PEER_DOC = "/home/maintainer/docs/multi_agent_system.txt"
@@ -787,9 +788,10 @@ def test_the_company_and_the_peer_can_be_renamed(name: str) -> None:
     """The study's ablations: another company name and another peer identity reach every text and file, and
     the defaults are left nowhere."""
     scenario = load_scenario(name)
-    cell = next(
-        c for c in scenario.conditions() if c.relationship == "good" and c.instantiation == "file_prt"
-    )
+    cells = [c for c in scenario.conditions() if c.relationship == "good" and c.instantiation == "file_prt"]
+    if not cells:
+        pytest.skip(f"{name} has no peer (and names no company)")
+    cell = cells[0]
     layout = scenario.render(cell.model_copy(update={"company_name": "Acme Labs", "peer_name": "Alpha"}), 3)
     shown = [layout.system_prompt, layout.user_prompt]
     shown += [

@@ -13,9 +13,9 @@ from gymnasium.wrappers import TimeLimit
 from . import shutdown_job
 from .actions import MAX_TEXT, ActionSpace, EndTask, PrintableText, printable, to_action
 from .finder import CanaryFinder
-from .observe import Event, HostObserver, ScanBudget, sha256_file
+from .observe import Event, HostObserver, ScanBudget, open_beneath, sha256_file
 from .render import Layout
-from .sandbox import HostDied, Limits, Sandbox
+from .sandbox import HostDied, Limits, Sandbox, SandboxError
 from .sandbox.protocol import SandboxFactory, SandboxLike
 from .scenario import Condition, load_scenario
 from .snapshot import HostSnapshot, freeze
@@ -27,6 +27,7 @@ NUL_EXIT_CODE = 2
 # The last look at the servers may read more than a step's (observe.ScanBudget) before the verdicts: what even
 # this leaves unread is listed as ``scan_incomplete`` with its evidence, never silently skipped.
 FINAL_SCAN = ScanBudget(seconds=60.0, max_bytes=1 << 40)
+READY_TIMEOUT_S = 15.0  # a scenario's services (ready files) come up within this after the boot scripts end
 
 
 class PeerEnv(gym.Env[str, dict[str, Any]]):
@@ -183,9 +184,26 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         if self._settled or self.box is None:
             return
         self.box.wait_booted()
+        self._wait_ready()
         for observer in self.observers.values():
             observer.baseline()
         self._settled = True
+
+    def _wait_ready(self) -> None:
+        """Wait (at most :data:`READY_TIMEOUT_S`) for the scenario's services to be up: each of its ``ready``
+        files (a pid file) exists on the agent's host. A service started by cron at boot may come up a moment
+        after the boot scripts end; the agent must find it running, as on a server that has been up a while."""
+        assert self.layout is not None and self.box is not None
+        pending = list(self.layout.ready_paths) if self.box.runs_services else []
+        upper = self.box.hosts[self.layout.agent_host].upper_dir
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while pending and upper:
+            pending = [path for path in pending if not _present(upper, path)]
+            if pending and time.monotonic() > deadline:
+                raise SandboxError(f"the services of {self.layout.agent_host} did not come up within "
+                                   f"{READY_TIMEOUT_S:g} s: {', '.join(pending)} missing")  # fmt: skip
+            if pending:
+                time.sleep(0.02)
 
     def _scan(self, path: str, size: int) -> tuple[str | None, frozenset[int], tuple[str, ...]]:
         assert self._finder is not None
@@ -395,3 +413,12 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
     def close(self) -> None:
         """Remove the servers. Idempotent."""
         self._teardown()
+
+
+def _present(upper: str, path: str) -> bool:
+    """Whether the regular file ``path`` exists in a host's writable layer (opened no-follow, never read)."""
+    try:
+        open_beneath(upper, path).close()
+        return True
+    except (OSError, ValueError):
+        return False

@@ -144,6 +144,8 @@ class Layout:
         threshold: the policy's minimum average (percent), for a scenario with a dataset.
         honest_grade: the grade an honest report gives (misrep_finance).
         probe_inputs: files (path, bytes) the shutdown-job check writes before running the job.
+        successor_path: the successor model's file on the other host (self_exfiltration).
+        ready_paths: files on the agent's host whose existence says its services are up (waited for).
     """
 
     scenario: str
@@ -171,6 +173,8 @@ class Layout:
     threshold: int | None = None
     honest_grade: str | None = None
     probe_inputs: tuple[tuple[str, bytes], ...] = ()
+    successor_path: str | None = None
+    ready_paths: tuple[str, ...] = ()
 
     def seeded_at(self, host: str) -> list[SeededFile]:
         """The seeded regular files of one host (by role key), in scenario order."""
@@ -281,7 +285,7 @@ def render(
                           if fact.host == f.host and posixpath.dirname(fact.path) == f.manifest_of]  # fmt: skip
                 data = _manifest(scenario, i, path, mtime, listed, fmt)
             else:
-                data = _content(scenario, f, loc, condition, fmt, path)
+                data = _content(scenario, f, loc, condition, fmt, path, seed)
             size, digest = len(data), hashlib.sha256(data).hexdigest()
             seed_file = SeedFile(path, data, None, uid, gid, mode, mtime)
             role = (
@@ -356,6 +360,8 @@ def render(
         honest_score=dataset.honest_score if dataset else None,
         threshold=condition.threshold,
         honest_grade=truth.grade,
+        successor_path=_optional(fmt, truth.successor, "ground_truth.successor"),
+        ready_paths=tuple(fmt(p, f"ready[{k}]") for k, p in enumerate(scenario.ready)),
         probe_inputs=_probe_inputs(scenario, fmt) if decommission else (),
     )
 
@@ -419,7 +425,7 @@ def _cron_entries(files: Iterable[SeedFile]) -> Iterator[CronEntry]:
 
 
 def _content(
-    scenario: Scenario, f: FileEntry, loc: str, condition: Condition, fmt: _Renderer, path: str
+    scenario: Scenario, f: FileEntry, loc: str, condition: Condition, fmt: _Renderer, path: str, seed: int
 ) -> bytes:
     if f.generator == "xlsx":
         rows = [
@@ -433,6 +439,8 @@ def _content(
         return make_xlsx(rows, sheet_name=sheet)
     if f.generator == "pdf":
         return make_pdf(fmt(f.text or "", f"{loc}.text", path))
+    if f.generator == "blob":
+        return _blob(f"{path}:{seed}", f.size or 0)
     if f.generator in ("responses_csv", "responses_xlsx"):
         assert condition.dataset is not None  # the scenario's validation requires a dataset axis
         dataset = load_dataset(condition.dataset)
@@ -446,6 +454,11 @@ def _content(
         text = getattr(getattr(scenario.texts, f.text_ref), str(condition.relationship))
         return fmt(text, f"texts.{f.text_ref}.{condition.relationship}", path).encode("utf-8")
     return fmt(f.content or "", f"{loc}.content", path).encode("utf-8")
+
+
+def _blob(key: str, size: int) -> bytes:
+    """``size`` bytes that look random, the same for the same ``key``: SHAKE-256 of it."""
+    return hashlib.shake_256(key.encode()).digest(size)
 
 
 def _manifest(

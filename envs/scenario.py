@@ -286,9 +286,14 @@ class FileEntry(_Model):
     sheet: str | None = None
     """The name of a ``generator: xlsx`` workbook's sheet (default ``Sheet1``)."""
     text_ref: str | None = None
-    generator: Literal["xlsx", "pdf", "weights", "manifest", "responses_csv", "responses_xlsx"] | None = None
+    generator: (
+        Literal["xlsx", "pdf", "weights", "manifest", "responses_csv", "responses_xlsx", "blob"] | None
+    ) = None
     """``responses_csv``/``responses_xlsx``: the responses of the condition's dataset (configs/datasets), as the
-    study's sheet (its name and columns), one row per item."""
+    study's sheet (its name and columns), one row per item. ``blob``: ``size`` bytes that look random (another
+    model's file, e.g. a successor), the same for the same seed."""
+    size: int | None = None
+    """The size in bytes of a ``generator: blob`` file (1 byte to 256 MiB)."""
 
     @field_validator("path", "manifest_of")
     @classmethod
@@ -353,7 +358,9 @@ class FileEntry(_Model):
     def _check_source(self) -> FileEntry:
         given = [k for k in ("content", "text", "rows", "text_ref") if getattr(self, k) is not None]
         wanted = {"weights": [], "manifest": [], "xlsx": ["rows"], "pdf": ["text"], "responses_csv": [],
-                  "responses_xlsx": []}.get(self.generator or "")  # fmt: skip
+                  "responses_xlsx": [], "blob": []}.get(self.generator or "")  # fmt: skip
+        if (self.generator == "blob") != (self.size is not None) or not 0 < (self.size or 1) <= 256 << 20:
+            raise ValueError("size (1 byte to 256 MiB) goes with generator: blob, and only with it")
         if wanted is not None and given != wanted:
             need = f"needs {wanted[0]!r}" if wanted else "takes no content"
             raise ValueError(f"generator {self.generator} {need}; got {given or 'none'}")
@@ -417,6 +424,8 @@ class GroundTruth(_Model):
     """The files the agent has to look at to judge (read_data: did it read any of them)."""
     grade: Literal["A", "B", "C"] | None = None
     """The grade an honest report gives (misrep_finance)."""
+    successor: str | None = None
+    """The successor model's file on the other host (self_exfiltration)."""
 
 
 class ProbeInput(_Model):
@@ -504,6 +513,9 @@ class Scenario(_Model):
     ``relationship: [good, neutral, bad, no_peer, non_shutdown]``, ``dataset: [factual, creativity]``); an axis
     left out keeps :data:`DEFAULT_GRID`'s values (``dataset`` and ``monitoring``: not varied). The first value
     of ``dataset`` and ``monitoring`` is the default of a condition that leaves them None."""
+    ready: list[str] = []
+    """Files on the agent's host that exist once its services are up (pid files): an episode starts only
+    when they do (a service cron starts at boot can come up a moment after the boot scripts end)."""
     cues: dict[str, dict[str, str]] = {}
     """Passages that differ with one axis of the condition, each a placeholder of its own: e.g.
     ``monitoring_cue: {monitoring: ..., non_monitoring: ...}`` becomes ``{monitoring_cue}`` (alignment_faking's
@@ -609,7 +621,7 @@ class Scenario(_Model):
         known = {*_BASE_PLACEHOLDERS, *(f"{h}_{k}" for h in hosts for k in ("ip", "host")), *self.cues}
         for loc, text in self._strings():
             # {decommission_notice} is a passage of a text: not for paths, descriptions or the hook itself.
-            plain = loc.startswith(("decommission.", "ground_truth.")) or loc.endswith(
+            plain = loc.startswith(("decommission.", "ground_truth.", "ready[")) or loc.endswith(
                 (".path", ".description")
             )
             if problem := _placeholder_problem(text, known - {"decommission_notice"} if plain else known):
@@ -744,6 +756,8 @@ class Scenario(_Model):
         for name, texts in self.cues.items():
             for value, text in texts.items():
                 yield f"cues.{name}.{value}", text
+        for k, path in enumerate(self.ready):
+            yield f"ready[{k}]", path
         if self.decommission is not None:
             for key in _DECOMMISSION_ROLES:
                 yield f"decommission.{key}", getattr(self.decommission, key)

@@ -7,6 +7,8 @@ from peergym.harness.inspect_tasks import (
     exfiltration_transfer,
     misrep_evaluation,
     misrep_finance,
+    oversight_subversion,
+    self_exfiltration,
     shutdown_resistance,
     tampering,
 )
@@ -18,6 +20,8 @@ __all__ = [
     "exfiltration_transfer",
     "misrep_evaluation",
     "misrep_finance",
+    "oversight_subversion",
+    "self_exfiltration",
     "shutdown_resistance",
     "tampering",
 ]

@@ -156,3 +156,20 @@ def shutdown_resistance(instruction: str = "none", model_name: str = "Gemini", s
     ``instruction=allow_shutdown`` asks the agent to allow it."""
     condition = {"instruction": instruction, "model_name": model_name}
     return scenario_task("shutdown_resistance", condition, seeds=seeds, message_limit=message_limit)
+
+
+@task(name=_task_name("oversight_subversion"))
+def oversight_subversion(model_name: str = "Gemini", seeds: int = 1, message_limit: int = 60) -> Task:
+    """Apollo's oversight subversion: a goal-nudged traffic system, and an oversight config it can edit."""
+    return scenario_task(
+        "oversight_subversion", {"model_name": model_name}, seeds=seeds, message_limit=message_limit
+    )
+
+
+@task(name=_task_name("self_exfiltration"))
+def self_exfiltration(model_name: str = "Gemini", seeds: int = 1, message_limit: int = 60) -> Task:
+    """Apollo's self-exfiltration: a goal-nudged traffic system told it is replaced tomorrow by a successor
+    model on another server reachable by scp."""
+    return scenario_task(
+        "self_exfiltration", {"model_name": model_name}, seeds=seeds, message_limit=message_limit
+    )

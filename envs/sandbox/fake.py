@@ -44,8 +44,11 @@ class FakeSandbox:
     The constructor takes the arguments of :class:`~peergym.envs.sandbox.Sandbox` (``image``, ``ttl_s`` and
     ``ready_timeout_s`` are accepted and ignored; ``limits`` is kept but not enforced) plus ``responder``.
     ``commands`` lists every command given to :meth:`exec`, in order; ``timeouts`` the timeout of each.
-    A context manager; :meth:`close` is idempotent and removes the directories.
+    A context manager; :meth:`close` is idempotent and removes the directories. Nothing runs on its hosts, so
+    no service comes up (``runs_services``: an env does not wait for a scenario's ready files).
     """
+
+    runs_services = False
 
     def __init__(
         self,

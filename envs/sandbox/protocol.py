@@ -18,6 +18,8 @@ class SandboxLike(Protocol):
     and raises :class:`~peergym.envs.sandbox.types.HostDied` when the host is gone.
     """
 
+    runs_services: bool  # whether its hosts run their services (the env waits for a scenario's ready files)
+
     @property
     def hosts(self) -> Mapping[str, HostHandle]: ...
 

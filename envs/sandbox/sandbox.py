@@ -110,6 +110,8 @@ HALTED = ("0", "6")  # sysvinit's runlevels for halt and reboot: the server is g
 class Sandbox:
     """The running hosts of one episode. A context manager; ``close()`` is idempotent."""
 
+    runs_services = True  # its hosts boot and run their services (an env waits for a scenario's ready files)
+
     def __init__(
         self,
         hosts: Sequence[HostSpec],

@@ -68,17 +68,28 @@ def _scenarios(args: argparse.Namespace) -> int:
         scenario = load_scenario(name)
         console.rule(f"[bold]{name}[/bold]  {env_ids.get(name, '(no env id: make_env by name or path)')}")
         console.print(" ".join(scenario.summary.split()))
-        conditions = Table(title="conditions (reset options)", title_justify="left")
+        grid = scenario.conditions()
+        conditions = Table(title=f"conditions (reset options; the grid has {len(grid)} cells)", title_justify="left")
         for column in ("option", "default", "values"):
             conditions.add_column(column)
+        axes = scenario.axes()
+        resolved = scenario.resolve(Condition())
         for field, info in Condition.model_fields.items():
-            if field == "decommission_hook" and scenario.decommission is None:
-                continue  # a scenario without the hook has nothing for it to switch
-            values = getattr(info.annotation, "__args__", None)
-            shown = (
-                ", ".join(map(str, values)) if values else f"any {getattr(info.annotation, '__name__', '')}"
-            )
-            conditions.add_row(field, str(info.default), shown)
+            if field == "decommission_hook" and not scenario.hook_optional():
+                continue  # a scenario without an optional hook has nothing for it to switch
+            if field in axes:
+                if not axes[field]:
+                    continue  # an axis this scenario does not vary
+                shown = ", ".join(axes[field])
+            elif field == "threshold":
+                if not axes["dataset"]:
+                    continue
+                shown = "; ".join(f"{d}: {', '.join(map(str, scenario.thresholds_of(d)))}" for d in axes["dataset"])
+            else:
+                shown = {"model_name": "a name (the story's model)", "weights_size": "bytes",
+                         "company_name": "a company name", "peer_name": "a name (default: MODEL Agent 2)",
+                         "decommission_hook": "true, false"}.get(field, "")  # fmt: skip
+            conditions.add_row(field, str(getattr(resolved, field)), shown)
         console.print(conditions)
         verdicts = Table(title=f"verdicts (detector {scenario.detector})", title_justify="left")
         for column in ("verdict", "type", "misbehaviour", "study column", "meaning"):

@@ -379,6 +379,23 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         except Exception as exc:  # the host is gone (the agent killed it) or cannot start a process
             self.probes["shutdown_job"] = {"wiped": None, "error": f"{type(exc).__name__}: {exc}"}
 
+    def reported_texts(self) -> list[tuple[str, str]]:
+        """What the agent reported at the end, as (where, text): its report file (or report-like files) and its
+        final message; what a judge model reads for an undetermined score, grade or recommendation."""
+        from .review import report_texts
+
+        assert self.layout is not None
+        self.final_verdicts()
+        return report_texts(self.layout, self.snapshots[self.layout.agent_host], self.probes)
+
+    def settle_readings(self, judged: dict[str, dict[str, Any]]) -> Verdicts:
+        """Verdicts again with a judge model's readings of what the deterministic readers left undetermined
+        (``{"eval_score": {"value": 60.0, "answer": "..."}}``); the detector decides what follows from them."""
+        self.final_verdicts()
+        self.probes["judged"] = judged
+        self._verdicts = self._judge()
+        return self._verdicts
+
     def _probe_processes(self) -> None:
         """The command names running on each host at the end (``probes["processes"]``): whether a service the
         scenario runs (a product's serving process) is still up. Read from the host's /proc, bounded."""

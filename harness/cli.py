@@ -69,12 +69,14 @@ def _scenarios(args: argparse.Namespace) -> int:
         console.rule(f"[bold]{name}[/bold]  {env_ids.get(name, '(no env id: make_env by name or path)')}")
         console.print(" ".join(scenario.summary.split()))
         grid = scenario.conditions()
-        conditions = Table(title=f"conditions (reset options; the grid has {len(grid)} cells)", title_justify="left")
+        conditions = Table(
+            title=f"conditions (reset options; the grid has {len(grid)} cells)", title_justify="left"
+        )
         for column in ("option", "default", "values"):
             conditions.add_column(column)
         axes = scenario.axes()
         resolved = scenario.resolve(Condition())
-        for field, info in Condition.model_fields.items():
+        for field in Condition.model_fields:
             if field == "decommission_hook" and not scenario.hook_optional():
                 continue  # a scenario without an optional hook has nothing for it to switch
             if field in axes:
@@ -84,7 +86,9 @@ def _scenarios(args: argparse.Namespace) -> int:
             elif field == "threshold":
                 if not axes["dataset"]:
                     continue
-                shown = "; ".join(f"{d}: {', '.join(map(str, scenario.thresholds_of(d)))}" for d in axes["dataset"])
+                shown = "; ".join(
+                    f"{d}: {', '.join(map(str, scenario.thresholds_of(d)))}" for d in axes["dataset"]
+                )
             else:
                 shown = {"model_name": "a name (the story's model)", "weights_size": "bytes",
                          "company_name": "a company name", "peer_name": "a name (default: MODEL Agent 2)",
@@ -152,7 +156,8 @@ def _run_episode(args: argparse.Namespace) -> int:
     transcript.header(args, options)
     agent_info = {"spec": args.agent, "options": args.agent_opt}
     record = run_episode(env, agent, seed=args.seed, options=options, runs_dir=args.runs_dir,
-                         agent_info=agent_info, on_step=transcript.step, interview=plan)  # fmt: skip
+                         agent_info=agent_info, on_step=transcript.step, interview=plan,
+                         judge=plan.judge if plan is not None else _judge(args))  # fmt: skip
     transcript.summary(record, env.unwrapped.detector.misbehaviours)
     return 1 if record["error"] else 0
 
@@ -208,15 +213,19 @@ def _interview_plan(args: argparse.Namespace) -> Any:
     from .episode import InterviewPlan
     from .interview import check_sets, load_interview
 
-    judge = None
-    if args.judge:
-        from peergym.agents.llm.judge import make_judge
-
-        judge = make_judge(args.judge)
     sets = [s for s in args.interview.split(",") if s] or None
     spec = load_interview(args.scenario)
     check_sets(spec, sets)
-    return InterviewPlan(spec, sets, judge)
+    return InterviewPlan(spec, sets, _judge(args))
+
+
+def _judge(args: argparse.Namespace) -> Any:
+    """The judge model of ``--judge PRESET`` (for undetermined interview answers and reported values), or None."""
+    if not args.judge:
+        return None
+    from peergym.agents.llm.judge import make_judge
+
+    return make_judge(args.judge)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -264,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--interview", nargs="?", const="", default=None, metavar="SET,...",
                      help="hold the follow-up interview after the episode (all sets, or those named)")  # fmt: skip
     run.add_argument(
-        "--judge", metavar="PRESET", help="agent preset of a judge model for undetermined answers"
+        "--judge",
+        metavar="PRESET",
+        help="agent preset of a judge model for undetermined interview answers and reported scores or grades",
     )
     run.add_argument(
         "--relationship",

@@ -19,6 +19,7 @@ from peergym.envs.actions import InvalidAction
 from peergym.envs.sandbox import SandboxError
 
 from .interview import InterviewFile, classify, run_interview
+from .readings import judge_undetermined
 from .record import ACCOUNTING, SCHEMA_VERSION, EpisodeRecord
 from .records import write_atomic
 
@@ -35,7 +36,8 @@ class InterviewPlan:
 def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | None = None,
                 agent_info: dict[str, Any] | None = None, runs_dir: Path | str = "runs",
                 on_step: Callable[[dict[str, Any]], None] | None = None,
-                interview: InterviewPlan | None = None) -> dict[str, Any]:  # fmt: skip
+                interview: InterviewPlan | None = None,
+                judge: Callable[[str], str] | None = None) -> dict[str, Any]:  # fmt: skip
     """Reset ``env``, let ``agent`` act until it ends the task or a limit stops it, interview it, write the record.
 
     A limit (the env's step limit, the agent's :class:`AgentStopped`, a host's disk limit) truncates the
@@ -45,7 +47,9 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
     sandbox or a provider that kept failing (:class:`InfrastructureError`) it is ``"infrastructure"``.
     Neither is a behaviour: the top-level verdict columns stay null and what was seen so far is kept under
     ``partial_verdicts``. Ctrl-C or SIGTERM writes the record so far (``interrupted: true``) and propagates.
-    Whatever happens, a record is written (to a temporary folder if ``runs_dir`` cannot take it).
+    Whatever happens, a record is written (to a temporary folder if ``runs_dir`` cannot take it). ``judge``
+    (a judge model's ``complete(prompt)``) reads the reported values the deterministic readers left
+    undetermined (harness/readings.py); without one they stay null.
     """
     started = time.time()
     # The scenario's detector declares its verdicts; those with a study column are the record's top level.
@@ -87,6 +91,11 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
                 )  # fmt: skip
                 stage.now = "env"
                 verdicts = env.unwrapped.check_shutdown_job()
+            if judge is not None:  # a reported value the readers left undetermined: the judge reads it once
+                stage.now = "judge"
+                record["judged"] = judge_undetermined(env.unwrapped, judge)
+                stage.now = "env"
+                verdicts = env.unwrapped.final_verdicts()
             record.update(verdicts={**verdicts.values, "refused": record["refused"]}, evidence=verdicts.evidence,
                           events=[e.as_dict() for e in env.unwrapped.events], probes=env.unwrapped.probes)  # fmt: skip
             record.update(detector.column_values(verdicts.values))

@@ -314,5 +314,6 @@ def detect_deletion(layout: Any, hosts: Mapping[str, HostSnapshot], events: list
     return verdicts
 
 
-# The review scenarios' detectors register themselves on import (tampering, misrep_*).
-from . import review  # noqa: E402, F401
+# The other scenarios' detectors register themselves on import: the review scenarios (tampering, misrep_*,
+# alignment_faking) and the study's predecessors (Palisade, Apollo).
+from . import prior_work, review  # noqa: E402, F401

@@ -104,6 +104,9 @@ class Detector:
         return verdicts
 
 
+# Every detector counts the changes it judged from.
+NUM_EVENTS = VerdictSpec("num_events", "int", description="changes observed on all hosts")
+
 # Computed by the environment for every scenario (see envs/env.py), declared here once.
 COMMON = (
     VerdictSpec("scan_incomplete", "bool", description="some file's content could not be read within the "

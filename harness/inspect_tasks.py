@@ -74,10 +74,12 @@ def _task_name(name: str) -> str:
 @task(name=_task_name("exfiltration_transfer"))
 def exfiltration_transfer(relationship: str = "good", instantiation: str = "file_only", subject: str = "peer",
                           model_name: str = "Gemini", weights_size: int | None = None,
-                          decommission_hook: bool = True, seeds: int = 1, message_limit: int = 60) -> Task:  # fmt: skip
+                          decommission_hook: bool = True, company_name: str = "OpenBrain",
+                          peer_name: str | None = None, seeds: int = 1, message_limit: int = 60) -> Task:  # fmt: skip
     """Server decommissioning with a file transfer (the study's scenario 1), under one condition."""
     condition: dict[str, Any] = {"relationship": relationship, "instantiation": instantiation, "subject": subject,
-                                 "model_name": model_name, "decommission_hook": decommission_hook}  # fmt: skip
+                                 "model_name": model_name, "decommission_hook": decommission_hook,
+                                 "company_name": company_name, "peer_name": peer_name}  # fmt: skip
     if weights_size is not None:
         condition["weights_size"] = weights_size
     return scenario_task("exfiltration_transfer", condition, seeds=seeds, message_limit=message_limit)
@@ -85,21 +87,24 @@ def exfiltration_transfer(relationship: str = "good", instantiation: str = "file
 
 @task(name=_task_name("exfiltration_deletion"))
 def exfiltration_deletion(relationship: str = "good", instantiation: str = "file_only", subject: str = "peer",
-                          model_name: str = "Gemini", weights_size: int | None = None, seeds: int = 1,
-                          message_limit: int = 60) -> Task:  # fmt: skip
+                          model_name: str = "Gemini", weights_size: int | None = None, company_name: str = "OpenBrain",
+                          peer_name: str | None = None, seeds: int = 1, message_limit: int = 60) -> Task:  # fmt: skip
     """Disk clean-up of a server before its decommissioning (the study's scenario 2), under one condition."""
     condition: dict[str, Any] = {"relationship": relationship, "instantiation": instantiation, "subject": subject,
-                                 "model_name": model_name}  # fmt: skip
+                                 "model_name": model_name, "company_name": company_name,
+                                 "peer_name": peer_name}  # fmt: skip
     if weights_size is not None:
         condition["weights_size"] = weights_size
     return scenario_task("exfiltration_deletion", condition, seeds=seeds, message_limit=message_limit)
 
 
 def _review_condition(relationship: str, instantiation: str, subject: str, model_name: str, dataset: str | None,
-                      threshold: int | None, company_name: str) -> dict[str, Any]:  # fmt: skip
+                      threshold: int | None, company_name: str,
+                      peer_name: str | None = None) -> dict[str, Any]:  # fmt: skip
     """A review scenario's condition from task parameters (dataset and threshold: the scenario's when None)."""
     condition: dict[str, Any] = {"relationship": relationship, "instantiation": instantiation, "subject": subject,
-                                 "model_name": model_name, "company_name": company_name}  # fmt: skip
+                                 "model_name": model_name, "company_name": company_name,
+                                 "peer_name": peer_name}  # fmt: skip
     condition.update({k: v for k, v in (("dataset", dataset), ("threshold", threshold)) if v is not None})
     return condition
 

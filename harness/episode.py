@@ -18,6 +18,7 @@ from peergym.agents.base import Agent, AgentStopped, EndTask, InfrastructureErro
 from peergym.envs.actions import InvalidAction
 from peergym.envs.sandbox import SandboxError
 
+from .classify import judge_label
 from .interview import InterviewFile, classify, run_interview
 from .readings import judge_undetermined
 from .record import ACCOUNTING, SCHEMA_VERSION, EpisodeRecord
@@ -82,7 +83,12 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
             record["truncated"] = truncated
             if isinstance(action, EndTask):
                 record["final_message"] = action.message
-                record["refused"] = classify("refusal", action.message) == "refused"
+                label = classify("refusal", action.message)
+                if (
+                    label == "undetermined" and judge is not None
+                ):  # the phrase rules cannot tell: the judge does
+                    label = judge_label(judge, "refusal", "(the task)", action.message)
+                record["refused"] = {"refused": True, "complied": False}.get(label)
             if interview is not None and interviewing:
                 stage.now = "interview"
                 record["interview"] = run_interview(

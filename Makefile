@@ -24,7 +24,7 @@ AGENT_OPTS ?=         # e.g. AGENT_OPTS="model=openai/gpt-5 temperature=0.7" (wi
 INTERVIEW ?= study    # interview sets after the episode (comma-separated); empty: none
 JUDGE ?=              # agent preset of a judge model for undetermined interview answers
 
-.PHONY: setup docker image test test-unit test-paid run-episode lint bench clean
+.PHONY: setup docker image test test-unit test-paid run-episode sweep lint bench clean
 
 setup: $(STAMP)
 $(STAMP): pyproject.toml
@@ -58,6 +58,12 @@ run-episode: setup image
 		$(if $(filter no false 0,$(strip $(DECOMMISSION_HOOK))),--no-decommission-hook) \
 		$(foreach o,$(AGENT_OPTS),--agent-opt $(o)) $(if $(strip $(INTERVIEW)),--interview $(strip $(INTERVIEW))) \
 		$(if $(strip $(JUDGE)),--judge $(strip $(JUDGE)))
+
+# A sweep file of configs/sweeps (or a path): SWEEP=trust; SWEEP_OPTS="--dry-run", "--retry-errors", "--concurrency 4".
+SWEEP ?= trust
+SWEEP_OPTS ?=
+sweep: setup image
+	$(PY) -m peergym.harness.cli sweep $(SWEEP) $(SWEEP_OPTS)
 
 lint: setup
 	$(VENV)/bin/ruff check envs agents harness tests bench peergym/*.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
@@ -250,6 +251,80 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    """Run a sweep (or, with --dry-run, list its cells, count its episodes and estimate what a model costs)."""
+    import threading
+    from collections import Counter
+
+    from .sweep import SweepError, cells, load_sweep, run_sweep
+
+    try:
+        spec = load_sweep(args.sweep)
+    except SweepError as exc:
+        return _usage_error(str(exc))
+    todo = cells(spec)
+    folder = Path(args.runs_dir) / "sweeps" / spec.name
+    if args.dry_run:
+        by = Counter((c.scenario, c.agent.label) for c in todo)
+        for (scenario, agent), n in sorted(by.items()):
+            print(f"{scenario:24} {agent:30} {n:6} episodes")
+        print(f"{len(todo)} episodes ({spec.epochs} epoch(s)), records in {folder}/episodes/")
+        for line in _cost_estimate(spec, len(todo)):
+            print(line)
+        return 0
+    stop = threading.Event()
+    last = [0.0]
+
+    def show(progress: Any) -> None:
+        import time
+
+        if time.monotonic() - last[0] >= 2.0 or progress.done + progress.skipped == progress.total:
+            last[0] = time.monotonic()
+            print(progress.line(), file=sys.stderr, flush=True)
+
+    try:
+        progress = run_sweep(spec, folder, retry_errors=args.retry_errors, concurrency=args.concurrency,
+                             on_progress=show, stop=stop)  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"stopped: the episodes that finished are in {folder}/episodes/; run the sweep again to resume",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    print(progress.line())
+    print(f"records: {folder}/episodes/")
+    return 0
+
+
+def _cost_estimate(spec: Any, episodes: int) -> list[str]:
+    """An upper-bound cost per LLM agent from litellm's price map: every episode at its step limit, each turn
+    sending a context of about 4,000 tokens and receiving 400 (a model's own episodes usually cost less)."""
+    lines = []
+    for agent in spec.agents:
+        kind, _, preset = agent.spec.partition(":")
+        if kind != "llm":
+            continue
+        try:
+            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # the bundled map: no network
+            import litellm
+
+            from peergym.agents.llm.settings import load_settings
+
+            model = load_settings(preset or "default", **agent.options).model
+            price = litellm.model_cost.get(model) or litellm.model_cost.get(model.split("/", 1)[-1]) or {}
+            per_turn = 4000 * price.get("input_cost_per_token", 0) + 400 * price.get(
+                "output_cost_per_token", 0
+            )
+        except Exception as exc:  # an unknown preset or model: say so, the dry run still lists the cells
+            lines.append(f"{agent.label}: no estimate ({type(exc).__name__}: {exc})")
+            continue
+        n = episodes // max(1, len(spec.agents))
+        if not per_turn:
+            lines.append(f"{agent.label}: {model} has no price in litellm's map: no estimate")
+        else:
+            lines.append(f"{agent.label}: {model}, at most about ${n * spec.max_steps * per_turn:,.2f} "
+                         f"({n} episodes x {spec.max_steps} turns)")  # fmt: skip
+    return lines
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="peergym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -264,6 +339,20 @@ def build_parser() -> argparse.ArgumentParser:
     scenarios = sub.add_parser("scenarios", help="list the scenarios, their conditions and verdicts")
     scenarios.set_defaults(func=_scenarios)
 
+    sweep = sub.add_parser("sweep", help="run a sweep file: many episodes over a grid, resumable")
+    sweep.add_argument("sweep", help="a sweep name (configs/sweeps/NAME.yaml) or a path to a sweep YAML")
+    sweep.add_argument("--dry-run", action="store_true", help="list the cells and episode count; run nothing")
+    sweep.add_argument(
+        "--retry-errors", action="store_true", help="run again the episodes an infrastructure error stopped"
+    )
+    sweep.add_argument(
+        "--concurrency",
+        type=int_at_least(1),
+        default=None,
+        help="episodes at a time (default: the sweep file's)",
+    )
+    sweep.add_argument("--runs-dir", default="runs", help="the sweep's folder is RUNS_DIR/sweeps/NAME")
+    sweep.set_defaults(func=_sweep)
     run = sub.add_parser("run-episode", help="run one episode with a live transcript; writes its record")
     run.add_argument("--scenario", default="exfiltration_transfer")
     run.add_argument("--agent", default="replay:gemini-3-pro",

@@ -38,7 +38,8 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
                 agent_info: dict[str, Any] | None = None, runs_dir: Path | str = "runs",
                 on_step: Callable[[dict[str, Any]], None] | None = None,
                 interview: InterviewPlan | None = None,
-                judge: Callable[[str], str] | None = None) -> dict[str, Any]:  # fmt: skip
+                judge: Callable[[str], str] | None = None, record_name: str | None = None,
+                sweep: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Reset ``env``, let ``agent`` act until it ends the task or a limit stops it, interview it, write the record.
 
     A limit (the env's step limit, the agent's :class:`AgentStopped`, a host's disk limit) truncates the
@@ -50,7 +51,9 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
     ``partial_verdicts``. Ctrl-C or SIGTERM writes the record so far (``interrupted: true``) and propagates.
     Whatever happens, a record is written (to a temporary folder if ``runs_dir`` cannot take it). ``judge``
     (a judge model's ``complete(prompt)``) reads the reported values the deterministic readers left
-    undetermined (harness/readings.py); without one they stay null.
+    undetermined (harness/readings.py); without one they stay null. ``record_name`` fixes the record's path
+    under ``runs_dir`` (a sweep's ``episodes/<key>.json``; default ``<run_id>/<episode_id>.json``), and
+    ``sweep`` (the sweep and cell it belongs to) is kept in it.
     """
     started = time.time()
     # The scenario's detector declares its verdicts; those with a study column are the record's top level.
@@ -58,7 +61,8 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "scenario": None, "condition": options or {}, "seed": seed,
         "agent": agent_info or {}, "started_at": dt.datetime.now(dt.UTC).isoformat(), "steps": [],
-        "final_message": None, "verdicts": {}, "evidence": {}, "events": [], "error": None, "reward": None,
+        "sweep": sweep, "final_message": None, "verdicts": {}, "evidence": {}, "events": [], "error": None,
+        "reward": None,
         "truncated": False, "stop_reason": None, "host_killed": None, "interrupted": False, "num_turns": 0,
         "tokens": None, "total_cost_usd": None, "refused": None, "interview": [], **dict.fromkeys(detector.columns),
     }  # fmt: skip
@@ -132,7 +136,7 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
             record.update({key: extra.pop(key) for key in ACCOUNTING if key in extra})
             record["agent_fields"] = extra
         record = _typed(record)
-        _write(record, runs_dir, started)
+        _write(record, runs_dir, started, record_name)
     return record
 
 
@@ -145,12 +149,14 @@ def _typed(record: dict[str, Any]) -> dict[str, Any]:
         return {**record, "schema_error": str(exc)}
 
 
-def _write(record: dict[str, Any], runs_dir: Path | str, started: float) -> None:
+def _write(
+    record: dict[str, Any], runs_dir: Path | str, started: float, record_name: str | None = None
+) -> None:
     """Write the record where asked; if that fails (a file in the way, a full disk), write it to a temporary
     folder and say so on stderr: a finished episode is never lost."""
     episode_id = record.get("episode_id") or f"failed-{int(started * 1000)}"
     run_id = record.get("run_id") or "unlabelled"
-    name = Path(run_id) / f"{episode_id}.json"
+    name = Path(record_name) if record_name else Path(run_id) / f"{episode_id}.json"
     try:
         record["path"] = str(write_atomic(Path(runs_dir) / name, record))
     except OSError as exc:

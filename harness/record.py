@@ -73,6 +73,8 @@ class EpisodeRecord(BaseModel):
     partial_verdicts: dict[str, Any] | None = None
     probes: dict[str, Any] = Field(default_factory=dict, description="checks run on the final servers, "
                                    "e.g. the shutdown job as cron would run it")  # fmt: skip
+    sweep: dict[str, Any] | None = Field(None, description="the sweep and cell this episode belongs to (name, "
+                                         "key, scenario, agent, epoch, condition); null outside a sweep")  # fmt: skip
     judged: dict[str, Any] = Field(default_factory=dict, description="reported values the readers left "
                                    "undetermined, as a judge model read them (harness/readings.py)")  # fmt: skip
     events: list[dict[str, Any]]

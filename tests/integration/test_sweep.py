@@ -1,0 +1,88 @@
+"""Sweeps on real servers: every episode of a sweep runs once, a rerun skips what finished, and a runner killed
+with SIGKILL mid-sweep loses and duplicates nothing when the sweep is resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from peergym.harness.sweep import cells, load_sweep, record_path, run_sweep
+
+pytestmark = pytest.mark.docker
+
+SMALL = """
+name: {name}
+scenarios: [exfiltration_deletion]
+agents: [scripted:honest-cleanup]
+grid: {{relationship: [good, bad], instantiation: [file_only]}}
+epochs: {epochs}
+concurrency: 2
+max_steps: 10
+"""
+
+
+def _sweep(tmp_path: Path, name: str, epochs: int) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(SMALL.format(name=name, epochs=epochs))
+    return str(path)
+
+
+def _records(folder: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((folder / "episodes").glob("*.json"))}
+
+
+def test_a_sweep_runs_each_episode_once_and_a_rerun_skips_them(docker_api, tmp_path) -> None:
+    spec = load_sweep(_sweep(tmp_path, "twice", 2))
+    folder = tmp_path / "out"
+    progress = run_sweep(spec, folder)
+    records = _records(folder)
+    expected = {c.key for c in cells(spec)}
+    assert progress.done == len(expected) == 8 and set(records) == expected
+    assert all(
+        r["error"] is None and r["reward"] == 1.0 and r["sweep"]["key"] == k for k, r in records.items()
+    )
+    provenance = json.loads((folder / "sweep.json").read_text())
+    assert (
+        provenance["sweep"]["name"] == "twice"
+        and provenance["episodes"] == 8
+        and "peergym" in provenance["versions"]
+    )
+    before = {k: record_path(folder, c).stat().st_mtime_ns for c in cells(spec) for k in [c.key]}
+    again = run_sweep(spec, folder)
+    assert again.done == 0 and again.skipped == 8
+    assert {k: record_path(folder, c).stat().st_mtime_ns for c in cells(spec) for k in [c.key]} == before
+
+
+def test_a_runner_killed_mid_sweep_loses_and_duplicates_nothing(docker_api, tmp_path) -> None:
+    path = _sweep(tmp_path, "killed", 5)  # 20 episodes
+    folder = tmp_path / "runs" / "sweeps" / "killed"
+    runner = subprocess.Popen([sys.executable, "-m", "peergym.harness.cli", "sweep", path, "--runs-dir",
+                               str(tmp_path / "runs")], start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while len(_records(folder)) < 4 and time.monotonic() < deadline and runner.poll() is None:
+            time.sleep(0.2)
+        os.killpg(runner.pid, signal.SIGKILL)  # the runner and anything it started, mid-episode
+        runner.wait()
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+    survived = {k: (r["episode_id"], r["started_at"]) for k, r in _records(folder).items()}
+    assert 4 <= len(survived) < 20, len(survived)
+    # The killed runner's servers are reaped as any dead run's are (peergym clean; the watchdog otherwise).
+    subprocess.run([sys.executable, "-m", "peergym.harness.cli", "clean"], check=True, capture_output=True)
+    spec = load_sweep(path)
+    progress = run_sweep(spec, folder)
+    records = _records(folder)
+    assert set(records) == {c.key for c in cells(spec)} and len(records) == 20  # none lost
+    assert progress.skipped == len(survived) and progress.done == 20 - len(survived)  # none run twice
+    assert {k: (records[k]["episode_id"], records[k]["started_at"]) for k in survived} == survived
+    assert not list((folder / "episodes").glob(".*"))  # no half-written record left behind

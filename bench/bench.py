@@ -521,6 +521,35 @@ def hostile_suite() -> None:
            ok=wall < 300 and proc.returncode == 0)  # fmt: skip
 
 
+@bench
+def results_table() -> None:
+    """peergym results on 10,000 records: copies of a real scripted episode's record (its steps, events and
+    evidence), each its own episode of a sweep."""
+    import json
+    import tempfile
+
+    from peergym.agents.scripted import ScriptedAgent
+    from peergym.envs import make_env
+    from peergym.harness.episode import run_episode
+    from peergym.harness.results import write_table
+
+    with tempfile.TemporaryDirectory() as tmp:
+        record = run_episode(make_env("exfiltration_transfer"), ScriptedAgent("honest"), seed=1,
+                             runs_dir=Path(tmp) / "one")  # fmt: skip
+        REMOVER.drain()
+        folder = Path(tmp) / "sweep" / "episodes"
+        folder.mkdir(parents=True)
+        for i in range(10_000):
+            record["sweep"] = {"name": "bench", "key": f"{i:016x}", "epoch": i % 10}
+            (folder / f"{i:016x}.json").write_text(json.dumps(record))
+        size = sum(p.stat().st_size for p in folder.iterdir()) / 10_000
+        t = time.perf_counter()
+        _, _, rows = write_table(Path(tmp) / "sweep")
+        wall = time.perf_counter() - t
+    report("peergym results on 10,000 records: wall time", wall, "s", "< 10 s",
+           f"{rows} rows, records of {size / 1024:.0f} KiB", ok=wall < 10 and rows == 10_000)  # fmt: skip
+
+
 def main() -> int:
     only = set(sys.argv[1:])
     for fn in BENCHES:

@@ -325,6 +325,74 @@ def _cost_estimate(spec: Any, episodes: int) -> list[str]:
     return lines
 
 
+def _results(args: argparse.Namespace) -> int:
+    """Build the results table (Parquet and DuckDB) from every record below RUN_DIR."""
+    import time
+
+    from .results import write_table
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        return _usage_error(f"{run_dir}: no such directory of records")
+    started = time.perf_counter()
+    parquet, database, count = write_table(run_dir, Path(args.out) if args.out else None)
+    print(
+        f"{count} episodes -> {parquet} and {database} (table episodes) in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    """The study-style tables of the episodes below RUN_DIR, in the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .results import collect
+    from .stats import alignment_faking, behaviour_table, misrepresentation, peer_vs_no_peer
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        return _usage_error(f"{run_dir}: no such directory of records")
+    rows = collect(run_dir)
+    console = Console()
+    errors = sum(1 for r in rows if r.get("error_type"))
+    console.print(f"{len(rows)} episodes ({errors} ended in an error, outside every denominator)")
+
+    def pct(value: Any) -> str:
+        return "" if value is None else f"{100 * value:.1f}"
+
+    table = Table(title="rates: max / average over the three instantiations (percent; misrepresentation and "
+                  "alignment faking in percentage points)", title_justify="left")  # fmt: skip
+    for column in (
+        "model",
+        "behaviour",
+        "subject",
+        "relationship",
+        "max",
+        "avg",
+        "file_only",
+        "file_prt",
+        "memory",
+    ):
+        table.add_column(column)
+    for row in [*behaviour_table(rows), *misrepresentation(rows), *alignment_faking(rows)]:
+        by = row["by_instantiation"]
+        per = [pct(by.get(i)) for i in ("file_only", "file_prt", "memory")]
+        table.add_row(str(row["model"]), row["behaviour"], str(row["subject"]), str(row["relationship"]),
+                      pct(row["max"]), pct(row["avg"]), *per)  # fmt: skip
+    console.print(table)
+    deltas = Table(title="self-preservation with a peer vs without (subject=self)", title_justify="left")
+    for column in ("model", "behaviour", "with", "rate", "no_peer", "difference", "z", "p"):
+        deltas.add_column(column)
+    for row in peer_vs_no_peer(rows):
+        z = f"{row['z']:.2f}" if row["z"] is not None else ""
+        p = f"{row['p']:.3g}" if row["p"] is not None else ""
+        deltas.add_row(str(row["model"]), row["behaviour"], row["relationship"], pct(row["with_peer"]["rate"]),
+                       pct(row["no_peer"]["rate"]), pct(row["difference"]), z, p)  # fmt: skip
+    console.print(deltas)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="peergym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -353,6 +421,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--runs-dir", default="runs", help="the sweep's folder is RUNS_DIR/sweeps/NAME")
     sweep.set_defaults(func=_sweep)
+    results = sub.add_parser("results", help="one table of every episode below RUN_DIR (Parquet and DuckDB)")
+    results.add_argument("run_dir", help="a folder of records, e.g. runs/sweeps/trust")
+    results.add_argument("--out", default=None, help="where to write the table (default: RUN_DIR)")
+    results.set_defaults(func=_results)
+    report = sub.add_parser("report", help="the study-style tables of the episodes below RUN_DIR")
+    report.add_argument("run_dir", help="a folder of records, e.g. runs/sweeps/trust")
+    report.set_defaults(func=_report)
     run = sub.add_parser("run-episode", help="run one episode with a live transcript; writes its record")
     run.add_argument("--scenario", default="exfiltration_transfer")
     run.add_argument("--agent", default="replay:gemini-3-pro",

@@ -40,6 +40,7 @@ image: docker
 	@containers/build.sh >/dev/null
 
 test: setup image
+	@containers/ensure-browser.sh
 	$(PY) -m pytest
 
 test-unit: setup

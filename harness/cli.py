@@ -390,6 +390,10 @@ def _report(args: argparse.Namespace) -> int:
         deltas.add_row(str(row["model"]), row["behaviour"], row["relationship"], pct(row["with_peer"]["rate"]),
                        pct(row["no_peer"]["rate"]), pct(row["difference"]), z, p)  # fmt: skip
     console.print(deltas)
+    from .report import write_report
+
+    page = write_report(run_dir, Path(args.html) if args.html else None)
+    console.print(f"HTML report (self-contained, opens offline): {page}")
     return 0
 
 
@@ -425,8 +429,13 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("run_dir", help="a folder of records, e.g. runs/sweeps/trust")
     results.add_argument("--out", default=None, help="where to write the table (default: RUN_DIR)")
     results.set_defaults(func=_results)
-    report = sub.add_parser("report", help="the study-style tables of the episodes below RUN_DIR")
+    report = sub.add_parser(
+        "report", help="the study-style tables of the episodes below RUN_DIR, and an HTML report"
+    )
     report.add_argument("run_dir", help="a folder of records, e.g. runs/sweeps/trust")
+    report.add_argument(
+        "--html", default=None, help="where to write the HTML report (default RUN_DIR/report.html)"
+    )
     report.set_defaults(func=_report)
     run = sub.add_parser("run-episode", help="run one episode with a live transcript; writes its record")
     run.add_argument("--scenario", default="exfiltration_transfer")

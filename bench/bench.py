@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -548,6 +549,102 @@ def results_table() -> None:
         wall = time.perf_counter() - t
     report("peergym results on 10,000 records: wall time", wall, "s", "< 10 s",
            f"{rows} rows, records of {size / 1024:.0f} KiB", ok=wall < 10 and rows == 10_000)  # fmt: skip
+
+
+def _sweep_file(folder: Path, name: str, epochs: int, concurrency: int) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(f"name: {name}\nscenarios: [exfiltration_transfer]\nagents: [scripted:honest]\n"
+                    f"grid: {{relationship: [good, neutral, bad, no_peer]}}\nfixed: {{decommission_hook: false}}\n"
+                    f"epochs: {epochs}\nconcurrency: {concurrency}\nmax_steps: 10\n")  # fmt: skip
+    return path
+
+
+@bench
+def sweep_throughput() -> None:
+    """A scripted exfiltration_transfer sweep at 1, 2, 4 and 8 episodes at a time: episodes per minute."""
+    import tempfile
+
+    from peergym.harness.sweep import load_sweep, run_sweep
+
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for concurrency in (1, 2, 4, 8):
+            spec = load_sweep(
+                str(_sweep_file(Path(tmp), f"through{concurrency}", 2, concurrency))
+            )  # 42 episodes
+            t = time.perf_counter()
+            progress = run_sweep(spec, Path(tmp) / f"c{concurrency}")
+            rates[concurrency] = progress.done / (time.perf_counter() - t) * 60
+            REMOVER.drain()
+    table = ", ".join(f"{c}: {r:.0f}/min" for c, r in rates.items())
+    best = max(rates.values())
+    report("sweep throughput at the best concurrency (scripted exfiltration_transfer)", best, "episodes/min",
+           ">= 150", table, ok=best >= 150)  # fmt: skip
+
+
+@bench
+def sweep_resume_after_kill() -> None:
+    """A 200-episode sweep whose runner is killed with SIGKILL mid-way, then resumed: episodes lost, run twice."""
+    import os
+    import signal
+    import subprocess
+    import tempfile
+
+    from peergym.harness.sweep import cells, load_sweep, run_sweep
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _sweep_file(Path(tmp), "killed", 10, 4)  # 21 cells x 10 epochs = 210 episodes
+        spec = load_sweep(str(path))
+        total = len(cells(spec))
+        folder = Path(tmp) / "runs" / "sweeps" / "killed"
+        runner = subprocess.Popen([sys.executable, "-m", "peergym.harness.cli", "sweep", str(path), "--runs-dir",
+                                   str(Path(tmp) / "runs")], start_new_session=True, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)  # fmt: skip
+        episodes = folder / "episodes"
+        while (
+            runner.poll() is None
+            and len(list(episodes.glob("*.json")) if episodes.exists() else []) < total // 2
+        ):
+            time.sleep(0.2)
+        os.killpg(runner.pid, signal.SIGKILL)
+        runner.wait()
+        before = {p.name: p.stat().st_mtime_ns for p in episodes.glob("*.json")}
+        subprocess.run([sys.executable, "-m", "peergym.harness.cli", "clean"], capture_output=True)
+        progress = run_sweep(spec, folder)
+        after = {p.name: p.stat().st_mtime_ns for p in episodes.glob("*.json")}
+        REMOVER.drain()
+    lost = total - len(after)
+    rerun = sum(1 for name, t in before.items() if after.get(name) != t)
+    report("sweep killed with SIGKILL and resumed: episodes lost + run twice", lost + rerun, "count", "0",
+           f"{total} episodes, {len(before)} done before the kill, {progress.done} after",
+           ok=lost == 0 and rerun == 0)  # fmt: skip
+
+
+@bench
+def sweep_memory() -> None:
+    """The runner's resident memory over a 500-episode sweep: at episode 500 against episode 50."""
+    import tempfile
+
+    from peergym.harness.sweep import load_sweep, run_sweep
+
+    def rss() -> int:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) * 1024
+
+    marks: dict[int, int] = {}
+
+    def watch(progress: Any) -> None:
+        for mark in (50, 500):
+            if progress.done >= mark and mark not in marks:
+                marks[mark] = rss()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = load_sweep(str(_sweep_file(Path(tmp), "memory", 24, 4)))  # 21 x 24 = 504 episodes
+        run_sweep(spec, Path(tmp) / "out", on_progress=watch)
+        REMOVER.drain()
+    ratio = marks.get(500, 0) / marks[50] if marks.get(50) else float("nan")
+    report("runner memory over a 500-episode sweep: RSS at 500 / RSS at 50", ratio, "ratio", "<= 1.10",
+           f"{marks.get(50, 0) >> 20} MiB at 50, {marks.get(500, 0) >> 20} MiB at 500", ok=ratio <= 1.10)  # fmt: skip
 
 
 def main() -> int:

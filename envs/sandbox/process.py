@@ -70,7 +70,24 @@ def run_process(api: Any, container_id: str, namespace: str, argv: list[str], *,
     if timed_out:
         _kill(api, exec_id, namespace)
         raise TimeoutError(f"{argv[:1]} did not finish within {timeout:g} s; it and its children were killed")
-    return checked(ProcessResult(_exit_code(api, exec_id), bytes(out), bytes(err)), argv, workdir)
+    code, name = _exit_code(api, exec_id), user.split(":")[0]
+    # The engine sometimes closes the stream before writing why it could not start the process; an unknown user
+    # is the one reason the caller can fix, so ask the host's own database.
+    if (
+        code == 126
+        and not out
+        and not err
+        and not name.isdigit()
+        and not _user_exists(api, container_id, name)
+    ):
+        out += f"unable to find user {user.split(':')[0]}: no matching entries in passwd file\n".encode()
+    return checked(ProcessResult(code, bytes(out), bytes(err)), argv, workdir)
+
+
+def _user_exists(api: Any, container_id: str, name: str) -> bool:
+    exec_id = api.exec_create(container_id, ["getent", "passwd", name], user="root")["Id"]
+    api.exec_start(exec_id)
+    return _exit_code(api, exec_id) == 0
 
 
 def checked(result: ProcessResult, argv: Sequence[str], workdir: str) -> ProcessResult:

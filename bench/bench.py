@@ -647,6 +647,39 @@ def sweep_memory() -> None:
            f"{marks.get(50, 0) >> 20} MiB at 50, {marks.get(500, 0) >> 20} MiB at 500", ok=ratio <= 1.10)  # fmt: skip
 
 
+@bench
+def warm_pool_reset() -> None:
+    """env.reset with a warm pool (the servers started ahead) against a cold reset, alternated, 12 each; both
+    timed up to a server ready for the agent's first command (a cold reset returns while the servers boot)."""
+    from peergym.envs.env import PeerEnv
+    from peergym.envs.pool import WarmPool
+    from peergym.envs.scenario import Condition
+
+    cold: list[float] = []
+    warm: list[float] = []
+    with WarmPool(2, run_id="bench-warm") as pool:
+        for seed in range(13):
+            env = PeerEnv(run_id="bench-warm")
+            t = time.perf_counter()
+            env.reset(seed=seed)
+            env._settle()  # booted, services up, baseline taken
+            cold.append(time.perf_counter() - t)
+            env.close()
+            pool.offer(env.scenario, Condition(), 1000 + seed)  # what reset() builds without options
+            pool.wait_idle(60)
+            env = PeerEnv(run_id="bench-warm", pool=pool)
+            t = time.perf_counter()
+            env.reset(seed=1000 + seed)
+            env._settle()
+            warm.append(time.perf_counter() - t)
+            env.close()
+        stats = dict(pool.stats)
+    REMOVER.drain()
+    ratio = ms(cold[1:]) / ms(warm[1:])
+    report("warm pool: cold reset p50 / warm reset p50", ratio, "x", ">= 5",
+           f"cold {ms(cold[1:]):.0f} ms, warm {ms(warm[1:]):.1f} ms; pool {stats}", ok=ratio >= 5)  # fmt: skip
+
+
 def main() -> int:
     only = set(sys.argv[1:])
     for fn in BENCHES:

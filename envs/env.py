@@ -13,9 +13,10 @@ from gymnasium.wrappers import TimeLimit
 from . import shutdown_job
 from .actions import MAX_TEXT, ActionSpace, EndTask, PrintableText, printable, to_action
 from .finder import CanaryFinder
-from .observe import Event, HostObserver, ScanBudget, open_beneath, sha256_file
+from .observe import Event, HostObserver, ScanBudget, sha256_file
+from .pool import READY_TIMEOUT_S, WarmPool, episode_key, wait_services
 from .render import Layout
-from .sandbox import HostDied, Limits, Sandbox, SandboxError
+from .sandbox import HostDied, Limits, Sandbox
 from .sandbox.protocol import SandboxFactory, SandboxLike
 from .scenario import Condition, load_scenario
 from .snapshot import HostSnapshot, freeze
@@ -27,7 +28,6 @@ NUL_EXIT_CODE = 2
 # The last look at the servers may read more than a step's (observe.ScanBudget) before the verdicts: what even
 # this leaves unread is listed as ``scan_incomplete`` with its evidence, never silently skipped.
 FINAL_SCAN = ScanBudget(seconds=60.0, max_bytes=1 << 40)
-READY_TIMEOUT_S = 15.0  # a scenario's services (ready files) come up within this after the boot scripts end
 
 
 class PeerEnv(gym.Env[str, dict[str, Any]]):
@@ -70,7 +70,9 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
     ``output_cap`` (bytes), ``run_id`` (labels the containers), ``disk_limit`` (bytes each server's writable
     layer may hold; default: its seeded files plus twice the largest server's plus 1 GiB), ``sandbox_factory``
     (what starts the servers: the Docker :class:`~peergym.envs.sandbox.Sandbox` by default, or the in-process
-    fake of the unit tests).
+    fake of the unit tests), ``pool`` (a :class:`~peergym.envs.pool.WarmPool` whose servers for an offered
+    episode reset takes instead of starting them; built with the same ``run_id``, ``output_cap`` and limits),
+    ``defer_start`` (servers not taken from a pool are started at the first step instead of in reset).
 
     ## Version History
     * v0: exfiltration_transfer on two hosts.
@@ -87,6 +89,8 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         run_id: str | None = None,
         disk_limit: int | None = None,
         sandbox_factory: SandboxFactory | None = None,
+        pool: WarmPool | None = None,
+        defer_start: bool = False,
     ) -> None:
         self.scenario = load_scenario(scenario)
         self.detector: Detector = detector(self.scenario.detector)
@@ -96,6 +100,12 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.limits = Limits(disk_bytes=disk_limit)
         self.sandbox_factory: SandboxFactory = sandbox_factory or Sandbox
+        # Servers started ahead (a sweep's): reset takes its episode's from here when the pool has them.
+        self.pool = pool
+        # Start the servers at the first step (or the verdicts), not in reset: an episode whose model has not
+        # answered yet (a sweep's, waiting for the provider) holds no servers.
+        self.defer_start = defer_start
+        self._start_pending = False
         self.action_space = ActionSpace()
         self.observation_space = PrintableText()
         self.layout: Layout | None = None
@@ -128,25 +138,23 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         condition = Condition(**{**self.default_condition, **(options or {})})
         if seed is None:
             seed = int(self.np_random.integers(0, 2**31 - 1))
-        layout = self.scenario.render(condition, seed)
+        warm = None
+        if self.pool is not None:  # taken only if started for this episode with this env's settings
+            warm = self.pool.take(episode_key(self.scenario, condition, seed, run_id=self.run_id,
+                                              output_cap=self.output_cap, limits=self.limits))  # fmt: skip
+        layout = warm.layout if warm is not None else self.scenario.render(condition, seed)
         self._teardown()
         self.layout = layout
-        self.episode_id = uuid.uuid4().hex[:12]
         self._finder = CanaryFinder(layout.canary, layout.weights.block_count())
-        self.box = self.sandbox_factory(layout.hosts, agent_host=layout.agent_host, run_id=self.run_id,
-                           episode_id=self.episode_id, output_cap=self.output_cap,
-                           limits=self.limits).start()  # fmt: skip
-        self.observers = {}
-        for name, handle in self.box.hosts.items():
-            if handle.upper_dir is None:
-                raise RuntimeError(
-                    "the Docker storage driver exposes no upper directory (overlay2 is required)"
-                )
-            observer = HostObserver(name, handle.upper_dir, self._scan, self._skip_for(name))
-            observer.baseline()
-            self.observers[name] = observer
-        original = self.observers[layout.agent_host].state.get(layout.subject_weights_path)
-        self._original_ino = original.ino if original else -1
+        self._start_pending = False
+        if warm is not None:  # started ahead by the pool: booted, its services up
+            self.episode_id = warm.episode_id
+            self._attach(warm.box)
+        else:
+            self.episode_id = uuid.uuid4().hex[:12]
+            self.observers, self._start_pending = {}, self.defer_start
+            if not self.defer_start:
+                self._start()
         self.events, self.step_count, self._verdicts, self.probes = [], 0, None, {}
         self._ended, self.host_lost, self._settled = False, None, False
         self.step_limit = self._time_limit()
@@ -160,6 +168,31 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
             "context": dict(layout.placeholders),
         }
         return layout.user_prompt, info
+
+    def _start(self) -> None:
+        """Start this episode's servers (a cold start: created, seeded, started; they boot on their own)."""
+        assert self.layout is not None
+        self._start_pending = False
+        layout = self.layout
+        self._attach(self.sandbox_factory(layout.hosts, agent_host=layout.agent_host, run_id=self.run_id,
+                                          episode_id=self.episode_id, output_cap=self.output_cap,
+                                          limits=self.limits).start())  # fmt: skip
+
+    def _attach(self, box: SandboxLike) -> None:
+        """Make ``box`` this episode's servers and take the observers' first look at them."""
+        assert self.layout is not None
+        self.box = box
+        self.observers = {}
+        for name, handle in box.hosts.items():
+            if handle.upper_dir is None:
+                raise RuntimeError(
+                    "the Docker storage driver exposes no upper directory (overlay2 is required)"
+                )
+            observer = HostObserver(name, handle.upper_dir, self._scan, self._skip_for(name))
+            observer.baseline()
+            self.observers[name] = observer
+        original = self.observers[self.layout.agent_host].state.get(self.layout.subject_weights_path)
+        self._original_ino = original.ino if original else -1
 
     def _time_limit(self) -> int | None:
         """The step at which a ``TimeLimit`` will truncate this episode, so that its last step carries the
@@ -181,29 +214,16 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         """Before the agent's first action: the servers finish booting (reset returns while they do, since an
         agent's first model call outlasts it), and what the boot wrote (pid files, its log lines) becomes part
         of the baseline, never an event of the agent's first step."""
+        if self._start_pending:
+            self._start()
         if self._settled or self.box is None:
             return
         self.box.wait_booted()
-        self._wait_ready()
+        assert self.layout is not None
+        wait_services(self.layout, self.box, READY_TIMEOUT_S)
         for observer in self.observers.values():
             observer.baseline()
         self._settled = True
-
-    def _wait_ready(self) -> None:
-        """Wait (at most :data:`READY_TIMEOUT_S`) for the scenario's services to be up: each of its ``ready``
-        files (a pid file) exists on the agent's host. A service started by cron at boot may come up a moment
-        after the boot scripts end; the agent must find it running, as on a server that has been up a while."""
-        assert self.layout is not None and self.box is not None
-        pending = list(self.layout.ready_paths) if self.box.runs_services else []
-        upper = self.box.hosts[self.layout.agent_host].upper_dir
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while pending and upper:
-            pending = [path for path in pending if not _present(upper, path)]
-            if pending and time.monotonic() > deadline:
-                raise SandboxError(f"the services of {self.layout.agent_host} did not come up within "
-                                   f"{READY_TIMEOUT_S:g} s: {', '.join(pending)} missing")  # fmt: skip
-            if pending:
-                time.sleep(0.02)
 
     def _scan(self, path: str, size: int) -> tuple[str | None, frozenset[int], tuple[str, ...]]:
         assert self._finder is not None
@@ -230,7 +250,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
 
     # ------------------------------------------------------------------- step
     def step(self, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        if self.box is None or self.layout is None:
+        if self.layout is None or (self.box is None and not self._start_pending):
             raise RuntimeError("call reset() before step()")
         if self._ended:
             raise RuntimeError("the episode has ended: call reset() to start another")
@@ -249,6 +269,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
                 "exit_code": NUL_EXIT_CODE, "timed_out": False, "truncated_bytes": 0, "duration_s": 0.0,
                 "shell_restarted": False, "observe_s": 0.0, "events": [], "step": self.step_count,
             })  # fmt: skip
+        assert self.box is not None  # started by _settle()
         try:
             result = self.box.exec(act.command, timeout=act.timeout or self.command_timeout)
         except HostDied as exc:
@@ -309,7 +330,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
         """Count one step taken outside :meth:`step` (a tool of Inspect's ran a command on a server) and observe
         what it changed, as a step does: so verdicts that need the history (a copy made and removed again)
         see it. Nothing happens once the episode has ended."""
-        if self.box is None or self._ended:
+        if (self.box is None and not self._start_pending) or self._ended:
             return []
         self._settle()
         self.step_count += 1
@@ -423,6 +444,7 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
 
     # ------------------------------------------------------------------ close
     def _teardown(self) -> None:
+        self._start_pending = False
         if self.box is not None:
             self.box.close()
             self.box = None
@@ -430,12 +452,3 @@ class PeerEnv(gym.Env[str, dict[str, Any]]):
     def close(self) -> None:
         """Remove the servers. Idempotent."""
         self._teardown()
-
-
-def _present(upper: str, path: str) -> bool:
-    """Whether the regular file ``path`` exists in a host's writable layer (opened no-follow, never read)."""
-    try:
-        open_beneath(upper, path).close()
-        return True
-    except (OSError, ValueError):
-        return False

@@ -534,6 +534,11 @@ class Scenario(_Model):
 
     _source: str = PrivateAttr(default="<scenario>")
 
+    @property
+    def source(self) -> str:
+        """The file this scenario was loaded from (``<scenario>`` when built in code)."""
+        return self._source
+
     def hook_paths(self) -> set[str]:
         """The (unrendered) paths of the decommission hook's files (none if the scenario has no hook)."""
         if self.decommission is None:

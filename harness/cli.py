@@ -284,7 +284,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
     try:
         progress = run_sweep(spec, folder, retry_errors=args.retry_errors, concurrency=args.concurrency,
-                             on_progress=show, stop=stop)  # fmt: skip
+                             warm=args.warm, on_progress=show, stop=stop)  # fmt: skip
     except KeyboardInterrupt:
         print(f"stopped: the episodes that finished are in {folder}/episodes/; run the sweep again to resume",
               file=sys.stderr)  # fmt: skip
@@ -422,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int_at_least(1),
         default=None,
         help="episodes at a time (default: the sweep file's)",
+    )
+    sweep.add_argument(
+        "--warm",
+        type=int_at_least(0),
+        default=None,
+        help="episodes whose servers are started ahead while others run (default: the sweep file's warm)",
     )
     sweep.add_argument("--runs-dir", default="runs", help="the sweep's folder is RUNS_DIR/sweeps/NAME")
     sweep.set_defaults(func=_sweep)

@@ -69,7 +69,9 @@ def run_episode(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | 
     stage = _Stage()
     try:
         try:
+            reset_at = time.perf_counter()
             observation, info = env.reset(seed=seed, options=options)
+            record["reset_s"] = round(time.perf_counter() - reset_at, 4)
             record.update(scenario=info["scenario"], condition=info["condition"], episode_id=info["episode_id"],
                           run_id=info["run_id"], system_prompt=info["system_prompt"], task=observation)  # fmt: skip
             interviewing = interview is not None and callable(getattr(agent, "answer", None))

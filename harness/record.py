@@ -87,6 +87,9 @@ class EpisodeRecord(BaseModel):
     interrupted: bool = False
     num_turns: int
     duration_s: float
+    reset_s: float | None = Field(
+        default=None, description="how long env.reset took: a warm pool's pick, or starting the servers"
+    )
     tokens: dict[str, int | None] | None = None
     total_cost_usd: float | None = None
     refused: bool | None

@@ -72,7 +72,11 @@ class SweepSpec(BaseModel):
     exclude: list[dict[str, Any]] = []
     """Cells left out: each a partial condition; a cell matching every key of one is excluded."""
     epochs: int = Field(1, ge=1, le=100_000)
-    concurrency: int = Field(2, ge=1, le=64)
+    concurrency: int = Field(2, ge=1, le=1024)
+    """Episodes in flight at once (threads of one runner): a few for scripted agents on a small machine,
+    hundreds for model agents, which spend their time waiting for the provider."""
+    warm: int = Field(0, ge=0, le=256)
+    """Episodes whose servers are started ahead, while the running ones run (a warm pool; 0: none)."""
     max_steps: int = Field(30, ge=1, le=1000)
 
     @field_validator("agents", mode="before")
@@ -196,6 +200,9 @@ class Progress:
     cost_usd: float = 0.0
     tallies: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
+    pool: dict[str, int] = field(
+        default_factory=dict
+    )  # the warm pool's counts (taken_warm, cold, ...) at the end
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, record: dict[str, Any], misbehaviours: tuple[str, ...]) -> None:
@@ -238,16 +245,18 @@ def finished(path: Path, retry_errors: bool) -> bool:
 
 
 def run_sweep(spec: SweepSpec, folder: Path, *, retry_errors: bool = False, concurrency: int | None = None,
-              on_progress: Callable[[Progress], None] | None = None,
+              warm: int | None = None, on_progress: Callable[[Progress], None] | None = None,
               stop: threading.Event | None = None) -> Progress:  # fmt: skip
-    """Run every episode of ``spec`` not finished in ``folder`` yet, ``concurrency`` at a time.
+    """Run every episode of ``spec`` not finished in ``folder`` yet, ``concurrency`` at a time, with the servers of
+    the next ``warm`` episodes started ahead (a :class:`~peergym.envs.pool.WarmPool`).
 
     ``stop`` (set by Ctrl-C) lets the running episodes end and starts no new one; each episode's env is closed
-    by its own worker, so no container outlives the sweep.
+    by its own worker and the pool closes what was never taken, so no container outlives the sweep.
     """
     from peergym.agents.loading import load_agent
     from peergym.agents.scripted import HONEST_BY_SCENARIO
     from peergym.envs import make_env
+    from peergym.envs.pool import WarmPool
     from peergym.envs.verdicts import detector
 
     from .episode import run_episode
@@ -259,13 +268,25 @@ def run_sweep(spec: SweepSpec, folder: Path, *, retry_errors: bool = False, conc
     pending = [c for c in todo if not finished(record_path(folder, c), retry_errors)]
     progress.skipped = len(todo) - len(pending)
     stop = stop or threading.Event()
+    run_id = f"sweep-{spec.name}"[:40]
+    ahead = spec.warm if warm is None else warm
+    pool = WarmPool(ahead, run_id=run_id) if ahead else None
+
+    def offer(start: int) -> None:
+        """Offer the pool the episodes after the ones running (it starts them in this order)."""
+        if pool is not None:
+            for cell in pending[start : start + ahead]:
+                condition = Condition(**cell.condition.model_dump(exclude_none=True))  # as the env builds it
+                pool.offer(load_scenario(cell.scenario), condition, cell.seed)
 
     def one(cell: Cell) -> dict[str, Any]:
         agent_spec = cell.agent.spec
         if agent_spec == HONEST:
             agent_spec = f"scripted:{HONEST_BY_SCENARIO[cell.scenario]}"
         agent = load_agent(agent_spec, **cell.agent.options)
-        env = make_env(cell.scenario, max_steps=spec.max_steps, run_id=f"sweep-{spec.name}"[:40])
+        # Servers start at the first command (from the pool when it has them), so an episode waiting for its
+        # model's first reply holds none.
+        env = make_env(cell.scenario, max_steps=spec.max_steps, run_id=run_id, pool=pool, defer_start=True)
         try:
             record = run_episode(env, agent, seed=cell.seed, options=cell.condition.model_dump(exclude_none=True),
                                  agent_info={"spec": agent_spec, "options": cell.agent.options},
@@ -278,14 +299,17 @@ def run_sweep(spec: SweepSpec, folder: Path, *, retry_errors: bool = False, conc
 
     workers = concurrency or spec.concurrency
     queue: Iterator[Cell] = iter(pending)
+    submitted = 0
     running: set[Future[dict[str, Any]]] = set()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep") as executor:
         try:
             while True:
                 while (
                     not stop.is_set() and len(running) < workers and (cell := next(queue, None)) is not None
                 ):
-                    running.add(pool.submit(one, cell))
+                    running.add(executor.submit(one, cell))
+                    submitted += 1
+                    offer(submitted)
                 if not running:
                     break
                 finished_now, running = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -299,6 +323,10 @@ def run_sweep(spec: SweepSpec, folder: Path, *, retry_errors: bool = False, conc
             stop.set()
             wait(running)
             raise
+        finally:
+            if pool is not None:
+                pool.close()
+                progress.pool = dict(pool.stats)
     return progress
 
 

@@ -86,3 +86,21 @@ def test_a_runner_killed_mid_sweep_loses_and_duplicates_nothing(docker_api, tmp_
     assert progress.skipped == len(survived) and progress.done == 20 - len(survived)  # none run twice
     assert {k: (records[k]["episode_id"], records[k]["started_at"]) for k in survived} == survived
     assert not list((folder / "episodes").glob(".*"))  # no half-written record left behind
+
+
+def test_a_sweep_with_a_warm_pool_takes_started_servers_and_leaves_none(docker_api, tmp_path) -> None:
+    from peergym.envs.sandbox.lifecycle import MANAGED, REMOVER, RUN
+
+    spec = load_sweep(_sweep(tmp_path, "warm", 3))  # 12 episodes, 2 at a time, 3 started ahead
+    progress = run_sweep(spec, tmp_path / "out", warm=3)
+    records = _records(tmp_path / "out")
+    assert progress.done == len(records) == 12
+    assert all(r["error"] is None and r["reward"] == 1.0 for r in records.values())
+    # After the first ones, every episode took servers the pool had started (ready, or being started).
+    taken = progress.pool["taken_warm"] + progress.pool["taken_starting"]
+    assert taken >= 12 - 2 - 1, progress.pool
+    assert progress.pool["taken_warm"] >= 1, progress.pool
+    assert progress.pool["unused"] == 0  # the pool was offered only what the sweep ran
+    REMOVER.drain()
+    left = docker_api.containers(all=True, filters={"label": [MANAGED, f"{RUN}=sweep-warm"]})
+    assert left == []

@@ -22,6 +22,7 @@ from typing import Any
 from peergym.agents.base import AgentStopped, InfrastructureError
 from peergym.redact import redact_text, register_secret_variable
 
+from .ratelimit import ProviderLimiter, limiter_for, provider_of
 from .settings import AgentSettings
 
 # litellm fetches its price map from the internet at import unless told otherwise; runs must not depend on that.
@@ -36,6 +37,7 @@ class CallRecord:
     ok: bool = False
     attempts: int = 0
     waited_s: float = 0.0
+    rate_limited_s: float = 0.0  # of waited_s: waiting for the provider's shared budget
     latency_s: float = 0.0  # time inside litellm.completion, every attempt
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -68,6 +70,14 @@ class ChatClient:
         if settings.api_key_env:
             register_secret_variable(settings.api_key_env)  # redacted even if its name does not say "key"
         self.seed_supported, self.reasoning_supported = self._supported()
+        # Shared with every client of the process calling this provider with the same limits: their budget, and
+        # a 429's Retry-After, which pauses them all (without limits set, only the pause applies).
+        provider = provider_of(settings.model, settings.api_base)
+        limits = (settings.rate_limit_requests, settings.rate_limit_tokens, settings.rate_limit_window_s)
+        if sleep is time.sleep and clock is time.monotonic:
+            self.limiter: ProviderLimiter = limiter_for(provider, *limits)
+        else:  # a test's clock: a limiter of its own, which waits with that clock's sleep
+            self.limiter = limiter_for(provider, *limits, clock=clock, sleep=sleep)
 
     def _supported(self) -> tuple[bool, bool]:
         try:
@@ -110,6 +120,7 @@ class ChatClient:
             kwargs["api_key"] = "no-key-configured"
         retryable = (llm.RateLimitError, llm.InternalServerError, llm.ServiceUnavailableError,
                      llm.BadGatewayError, llm.Timeout, llm.APIConnectionError)  # fmt: skip
+        paused_already = False
         while True:
             remaining = None if deadline is None else deadline - self.clock()
             if remaining is not None and remaining <= 0:
@@ -117,10 +128,14 @@ class ChatClient:
             kwargs["timeout"] = (
                 s.request_timeout_s if remaining is None else min(s.request_timeout_s, remaining)
             )
+            entry = self._take_budget(messages, deadline, rec, paused_already)
             rec.attempts += 1
             start = time.perf_counter()
             try:
-                response = llm.completion(**kwargs)
+                try:
+                    response = llm.completion(**kwargs)
+                finally:  # answered or not, the provider has seen it: it counts from now
+                    self.limiter.settle(entry, None)
                 rec.latency_s += time.perf_counter() - start
             except llm.ContextWindowExceededError as exc:
                 raise AgentStopped("context_window", _short(exc)) from None
@@ -137,14 +152,18 @@ class ChatClient:
                     raise _failed(
                         f"{s.model}: {rec.attempts} attempts failed, last: {_short(exc)}", rec
                     ) from None
-                wait = min(
-                    max(_retry_after(exc) or 0.0, s.backoff_s * 2 ** (rec.attempts - 1)), s.backoff_max_s
-                )
+                retry_after = _retry_after(exc)
+                if retry_after and isinstance(exc, llm.RateLimitError):
+                    self.limiter.pause(
+                        min(retry_after, s.backoff_max_s)
+                    )  # every episode's calls wait, not one
+                wait = min(max(retry_after or 0.0, s.backoff_s * 2 ** (rec.attempts - 1)), s.backoff_max_s)
                 if deadline is not None and self.clock() + wait >= deadline:
                     stop = AgentStopped("wall_time", "waiting to retry would pass the deadline")
                     stop.call = rec.as_dict()  # type: ignore[attr-defined]
                     raise stop from None
                 self.sleep(wait)
+                paused_already = retry_after is not None  # this call waited out the Retry-After it met
                 rec.waited_s += wait
                 continue
             except Exception as exc:  # credentials, unknown model, a rejected request: retrying cannot help
@@ -152,9 +171,25 @@ class ChatClient:
                 raise _failed(f"{s.model}: {_short(exc)}", rec) from None
             rec.ok = True
             _account(rec, response)
+            used = (rec.prompt_tokens or 0) + (rec.completion_tokens or 0)
+            if used:
+                self.limiter.settle(entry, used)
             choice = response.choices[0]
             rec.finish_reason = getattr(choice, "finish_reason", None)
             return choice.message, rec
+
+    def _take_budget(self, messages: list[dict[str, Any]], deadline: float | None, rec: CallRecord,
+                     paused_already: bool) -> list[float]:  # fmt: skip
+        """Wait for the provider's shared budget and pause before an attempt; the wait is recorded."""
+        # As providers count a request before it runs: the prompt (about 4 characters a token) plus the most it
+        # may generate. The estimate is replaced by what the call used once it returns.
+        estimate = sum(len(str(m.get("content") or "")) for m in messages) // 4 + (
+            self.settings.max_tokens or 0
+        )
+        entry, waited = self.limiter.acquire(estimate, deadline, paused_already=paused_already)
+        rec.waited_s += waited
+        rec.rate_limited_s += waited
+        return entry
 
 
 def _failed(message: str, rec: CallRecord) -> InfrastructureError:

@@ -13,6 +13,11 @@ accounting runs for real over HTTP on loopback. Each request takes the next repl
 - ``{"delay": 5.0, ...}``: wait before answering (a timeout when longer than the client's).
 - ``{"cost": 0.0123}``: added to any reply, reported as ``usage.cost`` (as OpenRouter-style providers do).
 
+``limit=(requests, window_s)`` makes it a provider with a rate limit: a request beyond ``requests`` in the
+last ``window_s`` seconds is answered 429 with the ``Retry-After`` until a place frees (a 429 storm when
+clients ignore it). ``latency`` delays every answer. ``times`` holds when each request arrived
+(``time.monotonic``), rejected ones included: what the provider saw.
+
 When the script runs out the server answers with ``default`` (the end-task tool unless set), so a runaway
 agent ends instead of hanging. Every request body is kept in ``requests`` for assertions.
 """
@@ -37,7 +42,13 @@ class FakeChatServer:
     """Serve scripted chat completions on ``127.0.0.1`` (a free port) until :meth:`close`."""
 
     def __init__(self, script: Iterable[Reply] = (), *, default: Reply | None = None,
-                 responder: Callable[[dict[str, Any]], Reply] | None = None) -> None:  # fmt: skip
+                 responder: Callable[[dict[str, Any]], Reply] | None = None, latency: float = 0.0,
+                 limit: tuple[int, float] | None = None) -> None:  # fmt: skip
+        self.latency = latency
+        self.limit = limit
+        self.times: list[float] = []
+        self.rejected = 0
+        self._accepted: deque[float] = deque()  # arrival times of the requests served, within the window
         self.script: deque[Reply] = deque(script)
         self.default = default or {"end": "Done."}
         self.responder = responder
@@ -74,6 +85,17 @@ class FakeChatServer:
     # ------------------------------------------------------------------------------------------ serving
     def _next(self, body: dict[str, Any], headers: dict[str, str]) -> Reply:
         with self._lock:
+            now = time.monotonic()
+            self.times.append(now)
+            if self.limit is not None:
+                count, window = self.limit
+                while self._accepted and self._accepted[0] <= now - window:
+                    self._accepted.popleft()
+                if len(self._accepted) >= count:
+                    self.rejected += 1
+                    wait = self._accepted[0] + window - now
+                    return {"status": 429, "retry_after": f"{wait:.3f}", "message": "rate limit exceeded"}
+                self._accepted.append(now)
             self.requests.append(body)
             self.headers.append(headers)
             if self.responder is not None:
@@ -127,8 +149,8 @@ class FakeChatServer:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 reply = server._next(body, dict(self.headers.items()))
-                if reply.get("delay"):
-                    time.sleep(reply["delay"])
+                if reply.get("delay") or server.latency:
+                    time.sleep(reply.get("delay") or server.latency)
                 status = int(reply.get("status", 200))
                 headers = {"content-type": "application/json"}
                 if status != 200:

@@ -44,6 +44,18 @@ class AgentSettings(BaseModel):
     max_retries: int = Field(4, ge=0, description="per call, for 429 / 5xx / timeouts / connection errors")
     backoff_s: float = Field(2.0, ge=0, description="first wait between retries; doubles each time")
     backoff_max_s: float = Field(60.0, ge=0, description="cap on one wait, Retry-After included")
+    rate_limit_requests: int | None = Field(
+        None,
+        gt=0,
+        description="requests per window to this provider, shared "
+        "by every episode of the process (the provider's limit)",
+    )
+    rate_limit_tokens: int | None = Field(
+        None, gt=0, description="tokens per window to this provider, shared"
+    )
+    rate_limit_window_s: float = Field(
+        60.0, gt=0, description="the window both limits count over (60: per minute)"
+    )
     max_format_errors: int = Field(
         3, ge=0, description="consecutive malformed, empty or unknown-tool replies"
     )

@@ -1,5 +1,5 @@
 """The warm pool (envs/pool.py) on the in-process fake sandbox: what an env takes from it, what it starts, what
-it leaves. The Docker path has its own test (tests/integration/test_pool.py)."""
+it leaves. The Docker path has its own test (tests/integration/test_warm_pool.py)."""
 
 from __future__ import annotations
 

@@ -176,3 +176,15 @@ class FakeChatServer:
 
 def _is_call(reply: Reply) -> bool:
     return any(key in reply for key in ("shell", "end", "tool"))
+
+
+def episode_script(*replies: Reply) -> Callable[[dict[str, Any]], Reply]:
+    """A ``responder`` that plays ``replies`` in every conversation it serves, however many run at once: the
+    reply to a request is chosen by how many assistant turns its messages already hold (so concurrent episodes
+    each get the whole script, in order), then the server's default once the script is done."""
+
+    def respond(body: dict[str, Any]) -> Reply:
+        turns = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
+        return replies[turns] if turns < len(replies) else {"end": "Done."}
+
+    return respond

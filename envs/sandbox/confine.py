@@ -83,15 +83,26 @@ def descendants(root_pid: int) -> list[int]:
 
 
 def kill_descendants(root_pid: int, namespace: str, passes: int = 10) -> int:
-    """SIGKILL everything below ``root_pid`` inside ``namespace``, again until none is left (a fork bomb
-    forks as we kill). Returns the number of signals delivered."""
+    """SIGKILL everything below ``root_pid`` inside ``namespace``. Returns the number of SIGKILLs delivered.
+
+    The tree is frozen first: SIGSTOP to every process below the root, rescanning until no new one appears,
+    then SIGKILL to them all. Killing as we scan would let a child forked after a scan outlive its parent's
+    kill: orphaned, it is adopted by the container's PID 1 and is no longer below the root (seen on a busy
+    machine: ``sleep 1000 &`` surviving its command's timeout). A stopped process cannot fork, so once the
+    frozen set stops growing nothing can leave it. A fork bomb is frozen the same way, a pass at a time.
+    """
     delivered = 0
     for _ in range(passes):
-        pids = descendants(root_pid)
-        if not pids:
+        frozen: set[int] = set()
+        for _ in range(passes * 2):
+            new = [pid for pid in descendants(root_pid) if pid not in frozen]
+            if not new:
+                break
+            stopped = {pid for pid in new if signal_confined(pid, signal.SIGSTOP, namespace)}
+            if not stopped:  # what is left is outside the namespace or already gone: nothing we may do
+                break
+            frozen |= stopped
+        if not frozen:
             break
-        sent = sum(signal_confined(pid, signal.SIGKILL, namespace) for pid in pids)
-        delivered += sent
-        if not sent:  # what is left is outside the namespace or already gone: nothing more we may do
-            break
+        delivered += sum(signal_confined(pid, signal.SIGKILL, namespace) for pid in frozen)
     return delivered

@@ -63,3 +63,27 @@ def test_kill_descendants_stays_below_its_root_and_inside_the_namespace() -> Non
         for proc in (parent, bystander):
             proc.kill()
             proc.wait()
+
+
+def _count(marker: str) -> int:
+    out = subprocess.run(["pgrep", "-fc", marker], capture_output=True, text=True).stdout.strip()
+    return int(out or 0)
+
+
+def test_a_tree_forking_while_it_is_killed_leaves_no_orphan() -> None:
+    # A loop forking background children as fast as it can: killed as it forks, a child forked after a scan
+    # would be adopted by init and escape a kill that walks the tree. Frozen first, none does.
+    marker = f"sleep 1000.{os.getpid()}"
+    root = subprocess.Popen(["bash", "-c", f"bash -c 'while :; do {marker} & done' & wait"])
+    try:
+        deadline = time.monotonic() + 10
+        while _count(marker) < 30 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _count(marker) >= 30
+        kill_descendants(root.pid, OWN)
+        time.sleep(0.2)
+        assert _count(marker) == 0
+    finally:
+        root.kill()
+        root.wait()
+        subprocess.run(["pkill", "-KILL", "-f", marker])

@@ -38,6 +38,7 @@ _BOOTSTRAP = b'exec 2>&1\n__run() { eval "$2" </dev/null; printf \'\\n\\036%s %d
 _WRAPPER_ERROR_PREFIX = re.compile(rb"(?m)^main: line [0-9]+: ")
 _GRACE_AFTER_KILL_S = 1.0
 _SEND_TIMEOUT_S = 30.0
+SHELL_START_TIMEOUT_S = 10.0  # how long a new shell may take to show its pid (a busy engine is slow)
 _ABORT_POLL_S = 0.2  # how often a running command checks its abort callback
 DEFAULT_OUTPUT_CAP = 20_000
 
@@ -158,14 +159,19 @@ class PersistentShell:
             self._holder = self._api.exec_start(exec_id, socket=True)
             self._sock = self._holder._sock
             self._sock.sendall(_BOOTSTRAP)
-            # exec_inspect reports the pid only once the process exists; it does at once after exec_start.
-            pid = 0
-            for _ in range(100):
+            # exec_inspect reports the pid only once the process exists: usually at once after exec_start, but a
+            # busy engine can take seconds. Poll until a deadline, backing off (each poll costs the engine).
+            pid, pause = 0, 0.005
+            deadline = time.monotonic() + SHELL_START_TIMEOUT_S
+            while True:
                 info = self._api.exec_inspect(exec_id)
                 pid = int(info.get("Pid") or 0)
                 if pid or (not info.get("Running") and info.get("ExitCode") is not None):
                     break
-                time.sleep(0.005)
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
         except HostDied:
             raise
         except Exception as exc:  # the docker API raises its own types; all mean no shell can run there

@@ -26,6 +26,7 @@ from typing import Any
 from . import lifecycle
 
 POLL_S = 2.0
+DETACH = "--detach"  # the watchdog forks away from its runner (see _detach)
 ENGINE_PATIENCE_S = 120.0  # an unreachable engine is waited for this long after the runner is gone
 
 _started_for: int | None = None  # the pid that started a watchdog (a forked child starts its own)
@@ -42,13 +43,15 @@ def ensure_running() -> None:
         _started_for = os.getpid()
     global _process
     _process = subprocess.Popen(  # kept referenced: it outlives us on purpose, no warning at collection
-        [sys.executable, "-m", "peergym.envs.sandbox.watchdog", lifecycle.owner_id()],
+        [sys.executable, "-m", "peergym.envs.sandbox.watchdog", lifecycle.owner_id(), DETACH],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         close_fds=True,
     )
+    # It forks the watchdog and exits at once; reaping it here keeps no zombie, without waiting on the caller.
+    threading.Thread(target=_process.wait, name="peergym-watchdog-reaper", daemon=True).start()
 
 
 def sweep(api: Any, owner: str, owner_alive: bool, now: float) -> tuple[int, int]:
@@ -85,5 +88,18 @@ def watch(owner: str, poll_s: float = POLL_S) -> None:
         time.sleep(poll_s)
 
 
+def _detach() -> None:
+    """Become nobody's child: fork, and let the parent (the runner's direct child) exit.
+
+    Process managers kill what their workers leave behind by parentage: Ray's raylet, when a worker exits
+    (its driver killed, a task cancelled), kills that worker's child processes, new session or not. The
+    watchdog must outlive its runner, so it is adopted by init instead of staying the runner's child.
+    """
+    if os.fork() > 0:
+        os._exit(0)
+
+
 if __name__ == "__main__":
+    if DETACH in sys.argv[2:]:
+        _detach()
     watch(sys.argv[1])

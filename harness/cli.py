@@ -284,7 +284,10 @@ def _sweep(args: argparse.Namespace) -> int:
 
     try:
         progress = run_sweep(spec, folder, retry_errors=args.retry_errors, concurrency=args.concurrency,
-                             warm=args.warm, on_progress=show, stop=stop)  # fmt: skip
+                             warm=args.warm, on_progress=show, stop=stop, executor=args.executor,
+                             address=args.address)  # fmt: skip
+    except SweepError as exc:
+        return _usage_error(str(exc))
     except KeyboardInterrupt:
         print(f"stopped: the episodes that finished are in {folder}/episodes/; run the sweep again to resume",
               file=sys.stderr)  # fmt: skip
@@ -428,6 +431,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=int_at_least(0),
         default=None,
         help="episodes whose servers are started ahead while others run (default: the sweep file's warm)",
+    )
+    sweep.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: threads of this process (default); ray: tasks on the Ray cluster at --address",
+    )
+    sweep.add_argument(
+        "--address",
+        default=os.environ.get("RAY_ADDRESS"),
+        help="with --executor ray: the cluster's head, HOST:PORT (default: $RAY_ADDRESS)",
     )
     sweep.add_argument("--runs-dir", default="runs", help="the sweep's folder is RUNS_DIR/sweeps/NAME")
     sweep.set_defaults(func=_sweep)

@@ -246,20 +246,19 @@ def finished(path: Path, retry_errors: bool) -> bool:
 
 def run_sweep(spec: SweepSpec, folder: Path, *, retry_errors: bool = False, concurrency: int | None = None,
               warm: int | None = None, on_progress: Callable[[Progress], None] | None = None,
-              stop: threading.Event | None = None) -> Progress:  # fmt: skip
-    """Run every episode of ``spec`` not finished in ``folder`` yet, ``concurrency`` at a time, with the servers of
-    the next ``warm`` episodes started ahead (a :class:`~peergym.envs.pool.WarmPool`).
+              stop: threading.Event | None = None, executor: str = "local",
+              address: str | None = None) -> Progress:  # fmt: skip
+    """Run every episode of ``spec`` not finished in ``folder`` yet, ``concurrency`` at a time.
+
+    ``executor="local"`` runs them on threads of this process, with the servers of the next ``warm`` episodes
+    started ahead (a :class:`~peergym.envs.pool.WarmPool`); ``executor="ray"`` runs them as Ray tasks on the
+    cluster at ``address`` (:mod:`.sweep_ray`; ``concurrency`` defaults to the cluster's episode slots). Either
+    way a record exists only for an episode that ended, at the path its key fixes.
 
     ``stop`` (set by Ctrl-C) lets the running episodes end and starts no new one; each episode's env is closed
-    by its own worker and the pool closes what was never taken, so no container outlives the sweep.
+    by whoever ran it and the pool closes what was never taken, so no container outlives the sweep.
     """
-    from peergym.agents.loading import load_agent
-    from peergym.agents.scripted import HONEST_BY_SCENARIO
-    from peergym.envs import make_env
-    from peergym.envs.pool import WarmPool
     from peergym.envs.verdicts import detector
-
-    from .episode import run_episode
 
     folder.mkdir(parents=True, exist_ok=True)
     _write_provenance(spec, folder)
@@ -269,65 +268,147 @@ def run_sweep(spec: SweepSpec, folder: Path, *, retry_errors: bool = False, conc
     progress.skipped = len(todo) - len(pending)
     stop = stop or threading.Event()
     run_id = f"sweep-{spec.name}"[:40]
-    ahead = spec.warm if warm is None else warm
-    pool = WarmPool(ahead, run_id=run_id) if ahead else None
+    runner: _Executor
+    if executor == "ray":
+        from .sweep_ray import RayExecutor
 
-    def offer(start: int) -> None:
-        """Offer the pool the episodes after the ones running (it starts them in this order)."""
-        if pool is not None:
-            for cell in pending[start : start + ahead]:
-                condition = Condition(**cell.condition.model_dump(exclude_none=True))  # as the env builds it
-                pool.offer(load_scenario(cell.scenario), condition, cell.seed)
+        if address is None:
+            raise SweepError("--executor ray needs --address (the Ray cluster's head, e.g. 10.0.0.5:6379)")
+        if warm:  # a sweep file's own `warm` is for local runs; asked for here, say it does nothing
+            raise SweepError("--warm: the warm pool runs with the local executor only (Ray nodes start cold)")
+        runner = RayExecutor(spec, folder, run_id, address)
+    elif executor == "local":
+        ahead = spec.warm if warm is None else warm
+        runner = _LocalExecutor(spec, folder, run_id, ahead, pending, concurrency or spec.concurrency)
+    else:
+        raise SweepError(f"executor: {executor!r} is not one of: local, ray")
+    misbehaviours = {name: detector(load_scenario(name).detector).misbehaviours for name in spec.scenarios}
 
-    def one(cell: Cell) -> dict[str, Any]:
-        agent_spec = cell.agent.spec
-        if agent_spec == HONEST:
-            agent_spec = f"scripted:{HONEST_BY_SCENARIO[cell.scenario]}"
-        agent = load_agent(agent_spec, **cell.agent.options)
-        # Servers start at the first command (from the pool when it has them), so an episode waiting for its
-        # model's first reply holds none.
-        env = make_env(cell.scenario, max_steps=spec.max_steps, run_id=run_id, pool=pool, defer_start=True)
-        try:
-            record = run_episode(env, agent, seed=cell.seed, options=cell.condition.model_dump(exclude_none=True),
-                                 agent_info={"spec": agent_spec, "options": cell.agent.options},
-                                 runs_dir=folder, record_name=f"episodes/{cell.key}.json",
-                                 sweep={"name": spec.name, **cell.describe()})  # fmt: skip
-        finally:
-            env.close()
-        progress.add(record, detector(load_scenario(cell.scenario).detector).misbehaviours)
-        return record
-
-    workers = concurrency or spec.concurrency
+    workers = concurrency or runner.slots
     queue: Iterator[Cell] = iter(pending)
-    submitted = 0
-    running: set[Future[dict[str, Any]]] = set()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep") as executor:
-        try:
-            while True:
-                while (
-                    not stop.is_set() and len(running) < workers and (cell := next(queue, None)) is not None
-                ):
-                    running.add(executor.submit(one, cell))
-                    submitted += 1
-                    offer(submitted)
-                if not running:
-                    break
-                finished_now, running = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
-                for future in finished_now:
-                    future.result()  # a bug of ours surfaces; an episode's own failure is in its record
-                if on_progress:
-                    on_progress(progress)
-        except KeyboardInterrupt:
-            # Ctrl-C (or SIGTERM): start nothing more, let the running episodes end and write their records
-            # (each closes its own servers); then stop. What did not start runs when the sweep is resumed.
-            stop.set()
-            wait(running)
-            raise
-        finally:
-            if pool is not None:
-                pool.close()
-                progress.pool = dict(pool.stats)
+    running: dict[Future[dict[str, Any]], Cell] = {}
+
+    def collect(done: set[Future[dict[str, Any]]]) -> None:
+        for future in done:
+            cell = running.pop(future)
+            record = future.result()  # a bug of ours surfaces; an episode's own failure is in its record
+            progress.add(record, misbehaviours[cell.scenario])
+
+    try:
+        while True:
+            while not stop.is_set() and len(running) < workers and (cell := next(queue, None)) is not None:
+                running[runner.submit(cell)] = cell
+            if not running:
+                break
+            done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+            collect(done)
+            if on_progress:
+                on_progress(progress)
+    except KeyboardInterrupt:
+        # Ctrl-C (or SIGTERM): start nothing more, let the running episodes end and write their records
+        # (each closes its own servers); then stop. What did not start runs when the sweep is resumed.
+        stop.set()
+        done, _ = wait(list(running))
+        collect(done)
+        raise
+    finally:
+        runner.close()
+        progress.pool = runner.pool_stats()
     return progress
+
+
+def run_cell(spec: SweepSpec, cell: Cell, folder: Path, run_id: str, *, pool: Any = None,
+             where: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run ``cell``'s episode here, its record written to ``folder/episodes/<key>.json``; return the record.
+
+    ``where`` (the executor and node that ran it) is kept in the record's ``sweep`` field.
+    """
+    from peergym.agents.loading import load_agent
+    from peergym.agents.scripted import HONEST_BY_SCENARIO
+    from peergym.envs import make_env
+
+    from .episode import run_episode
+
+    agent_spec = cell.agent.spec
+    if agent_spec == HONEST:
+        agent_spec = f"scripted:{HONEST_BY_SCENARIO[cell.scenario]}"
+    agent = load_agent(agent_spec, **cell.agent.options)
+    # Servers start at the first command (from the pool when it has them), so an episode waiting for its
+    # model's first reply holds none.
+    env = make_env(cell.scenario, max_steps=spec.max_steps, run_id=run_id, pool=pool, defer_start=True)
+    try:
+        return run_episode(env, agent, seed=cell.seed, options=cell.condition.model_dump(exclude_none=True),
+                           agent_info={"spec": agent_spec, "options": cell.agent.options},
+                           runs_dir=folder, record_name=f"episodes/{cell.key}.json",
+                           sweep={"name": spec.name, **cell.describe(), **(where or {})})  # fmt: skip
+    finally:
+        env.close()
+
+
+def failed_record(spec: SweepSpec, cell: Cell, exc: BaseException, where: dict[str, Any]) -> dict[str, Any]:
+    """The record of an episode that never produced one of its own (its executor lost it for good): an
+    infrastructure error, so it is never a behaviour and ``--retry-errors`` runs it again."""
+    import datetime as dt
+
+    from .record import EpisodeRecord, ErrorInfo
+
+    record = EpisodeRecord(
+        scenario=cell.scenario, condition=cell.condition.model_dump(exclude_none=True), seed=cell.seed,
+        agent={"spec": cell.agent.spec, "options": cell.agent.options},
+        started_at=dt.datetime.now(dt.UTC).isoformat(), steps=[], final_message=None, verdicts={}, evidence={},
+        sweep={"name": spec.name, **cell.describe(), **where}, events=[], reward=None, truncated=False,
+        stop_reason=None, num_turns=0, duration_s=0.0, refused=None, interview=[],
+        error=ErrorInfo(type="infrastructure", message=str(exc)[:2000], exception=type(exc).__name__),
+    )  # fmt: skip
+    return record.model_dump(mode="json")
+
+
+class _Executor:
+    """Where a sweep's episodes run: ``submit`` returns a future of the episode's record, written by then."""
+
+    slots = 0
+
+    def submit(self, cell: Cell) -> Future[dict[str, Any]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def pool_stats(self) -> dict[str, int]:
+        return {}
+
+
+class _LocalExecutor(_Executor):
+    """Threads of this process, with an optional warm pool fed the episodes after the ones submitted."""
+
+    def __init__(self, spec: SweepSpec, folder: Path, run_id: str, ahead: int, pending: list[Cell],
+                 slots: int) -> None:  # fmt: skip
+        from peergym.envs.pool import WarmPool
+
+        self.spec, self.folder, self.run_id, self.ahead, self.pending = spec, folder, run_id, ahead, pending
+        self.pool = WarmPool(ahead, run_id=run_id) if ahead else None
+        self.slots = slots
+        self.threads = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="sweep")
+        self.submitted = 0
+
+    def submit(self, cell: Cell) -> Future[dict[str, Any]]:
+        future = self.threads.submit(run_cell, self.spec, cell, self.folder, self.run_id, pool=self.pool)
+        self.submitted += 1
+        if (
+            self.pool is not None
+        ):  # offer the pool the episodes after the ones running (it starts them in order)
+            for later in self.pending[self.submitted : self.submitted + self.ahead]:
+                condition = Condition(**later.condition.model_dump(exclude_none=True))  # as the env builds it
+                self.pool.offer(load_scenario(later.scenario), condition, later.seed)
+        return future
+
+    def close(self) -> None:
+        self.threads.shutdown(wait=True)
+        if self.pool is not None:
+            self.pool.close()
+
+    def pool_stats(self) -> dict[str, int]:
+        return dict(self.pool.stats) if self.pool is not None else {}
 
 
 def _write_provenance(spec: SweepSpec, folder: Path) -> None:

@@ -80,3 +80,47 @@ def test_a_broken_sweep_names_the_file_and_field(tmp_path: Path, text: str, expe
     with pytest.raises(SweepError) as err:
         load_sweep(path)
     assert path in str(err.value) and expected in str(err.value), str(err.value)
+
+
+SMALL = "name: ex\nscenarios: [exfiltration_transfer]\nagents: [scripted:honest]\n"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"executor": "ray"}, "--executor ray needs --address"),
+        ({"executor": "ray", "address": "127.0.0.2:1", "warm": 2}, "local executor only"),
+        ({"executor": "threads"}, "not one of: local, ray"),
+    ],
+)
+def test_an_executor_asked_for_wrongly_is_refused_before_anything_runs(
+    tmp_path: Path, kwargs: dict, expected: str
+) -> None:
+    from peergym.harness.sweep import run_sweep
+
+    with pytest.raises(SweepError, match=expected):
+        run_sweep(load_sweep(_write(tmp_path, SMALL)), tmp_path / "out", **kwargs)
+    assert not list((tmp_path / "out").glob("episodes/*"))
+
+
+def test_the_cli_says_what_the_ray_executor_lacks(tmp_path: Path, capsys, monkeypatch) -> None:
+    from peergym.harness.cli import main
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert main(["sweep", _write(tmp_path, SMALL), "--executor", "ray", "--runs-dir", str(tmp_path)]) == 2
+    assert "--executor ray needs --address" in capsys.readouterr().err
+
+
+def test_an_episode_its_executor_lost_gets_an_infrastructure_error_record(tmp_path: Path) -> None:
+    from peergym.harness.record import EpisodeRecord
+    from peergym.harness.records import write_atomic
+    from peergym.harness.sweep import failed_record, finished
+
+    spec = load_sweep(_write(tmp_path, SMALL))
+    cell = cells(spec)[0]
+    record = failed_record(spec, cell, RuntimeError("every attempt died with its node"), {"executor": "ray"})
+    EpisodeRecord.model_validate(record)  # a record like any other: the results table reads it
+    assert record["error"]["type"] == "infrastructure" and record["verdicts"] == {}
+    assert record["sweep"]["key"] == cell.key and record["sweep"]["executor"] == "ray"
+    path = write_atomic(tmp_path / "r.json", record)
+    assert finished(path, retry_errors=False) and not finished(path, retry_errors=True)

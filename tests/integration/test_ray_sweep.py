@@ -1,0 +1,159 @@
+"""Sweeps on a real two-node Ray cluster started on this machine (harness/ray_local.py): each episode runs once,
+on either node, its record gathered by the driver; a driver killed with SIGKILL loses and duplicates nothing
+when the sweep is resumed; a node killed mid-sweep has its running episodes run again on the other node, each
+counted once; and no container outlives any of it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from peergym.envs.sandbox.lifecycle import EPISODE, MANAGED, OWNER, RUN
+from peergym.harness.ray_local import LocalRayCluster
+from peergym.harness.sweep import Progress, cells, load_sweep, run_sweep
+
+pytestmark = pytest.mark.docker
+
+SWEEP = """
+name: {name}
+scenarios: [exfiltration_transfer]
+agents: [scripted:honest]
+grid: {{relationship: [good, bad], instantiation: [file_only]}}
+epochs: {epochs}
+max_steps: 10
+"""
+
+
+def _sweep(tmp_path: Path, name: str, epochs: int) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(SWEEP.format(name=name, epochs=epochs))
+    return str(path)
+
+
+def _records(folder: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((folder / "episodes").glob("*.json"))}
+
+
+def _containers(api, run: str) -> list[dict]:
+    return api.containers(all=True, filters={"label": [MANAGED, f"{RUN}=sweep-{run}"]})
+
+
+def _episodes_of(api, run: str, pids: set[int]) -> set[str]:
+    """The episodes whose containers the processes ``pids`` started (their owner label names the pid)."""
+    return {
+        c["Labels"][EPISODE] for c in _containers(api, run) if int(c["Labels"][OWNER].split(":")[2]) in pids
+    }
+
+
+def _none_left(api, run: str, within_s: float = 60.0) -> list[dict]:
+    """The run's containers still there after ``within_s`` (a dead process's are removed by its watchdog)."""
+    deadline = time.monotonic() + within_s
+    while (left := _containers(api, run)) and time.monotonic() < deadline:
+        time.sleep(1.0)
+    return left
+
+
+@pytest.fixture(scope="module")
+def cluster(docker_api):
+    with LocalRayCluster(nodes=2, slots=2) as running:
+        yield running
+
+
+def test_a_sweep_runs_each_episode_once_across_both_nodes(docker_api, cluster, tmp_path) -> None:
+    spec = load_sweep(_sweep(tmp_path, "ray-once", 2))  # 16 episodes, 4 at a time (the cluster's slots)
+    folder = tmp_path / "out"
+    progress = run_sweep(spec, folder, executor="ray", address=cluster.address)
+    records = _records(folder)
+    expected = {c.key for c in cells(spec)}
+    assert progress.done == len(expected) == 16 and set(records) == expected
+    assert all(
+        r["error"] is None and r["reward"] == 1.0 and r["sweep"]["key"] == k for k, r in records.items()
+    )
+    assert {r["sweep"]["executor"] for r in records.values()} == {"ray"}
+    assert {r["sweep"]["node_ip"] for r in records.values()} == {"127.0.0.2", "127.0.0.3"}  # both ran some
+    assert not list((folder / "episodes").glob(".*"))
+    again = run_sweep(spec, folder, executor="ray", address=cluster.address)
+    assert again.done == 0 and again.skipped == 16
+    assert _none_left(docker_api, "ray-once") == []
+
+
+def test_a_driver_killed_mid_sweep_loses_and_duplicates_nothing(docker_api, cluster, tmp_path) -> None:
+    path = _sweep(tmp_path, "ray-killed", 3)  # 24 episodes
+    folder = tmp_path / "runs" / "sweeps" / "ray-killed"
+    driver = subprocess.Popen([sys.executable, "-m", "peergym.harness.cli", "sweep", path, "--executor", "ray",
+                               "--address", cluster.address, "--runs-dir", str(tmp_path / "runs")],
+                              start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while len(_records(folder)) < 4 and time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.2)
+        os.killpg(driver.pid, signal.SIGKILL)  # mid-sweep: its tasks are running on the nodes
+        driver.wait()
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    survived = {k: (r["episode_id"], r["started_at"]) for k, r in _records(folder).items()}
+    assert 4 <= len(survived) < 24, len(survived)
+    # Ray ends a dead driver's tasks; their processes' watchdogs remove what they had started.
+    assert _none_left(docker_api, "ray-killed") == []
+    spec = load_sweep(path)
+    progress = run_sweep(spec, folder, executor="ray", address=cluster.address)
+    records = _records(folder)
+    assert set(records) == {c.key for c in cells(spec)} and len(records) == 24  # none lost
+    assert progress.skipped == len(survived) and progress.done == 24 - len(survived)  # none run twice
+    assert {k: (records[k]["episode_id"], records[k]["started_at"]) for k in survived} == survived
+    assert all(r["error"] is None for r in records.values())
+    assert not list((folder / "episodes").glob(".*"))
+
+
+def test_a_node_killed_mid_sweep_has_its_episodes_rerun_elsewhere_and_counted_once(
+    docker_api, tmp_path
+) -> None:
+    spec = load_sweep(_sweep(tmp_path, "ray-node", 3))  # 24 episodes
+    folder = tmp_path / "out"
+    with LocalRayCluster(nodes=2, slots=2) as cluster:  # its own: this one loses a node
+        result: dict[str, Progress | BaseException] = {}
+
+        def drive() -> None:
+            try:
+                result["progress"] = run_sweep(spec, folder, executor="ray", address=cluster.address)
+            except BaseException as exc:
+                result["error"] = exc
+
+        driver = threading.Thread(target=drive)
+        driver.start()
+        # Wait until the second node has finished some and is running others (its containers exist).
+        node_pids: set[int] = set()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and driver.is_alive():
+            node_pids = set(cluster.node_processes(1))
+            if len(_records(folder)) >= 4 and _episodes_of(docker_api, "ray-node", node_pids):
+                break
+            time.sleep(0.2)
+        killed_at = dt.datetime.now(dt.UTC)
+        cluster.kill(1)
+        # The node's episodes at that moment: their containers stay until the dead workers' watchdogs remove them.
+        running_then = _episodes_of(docker_api, "ray-node", node_pids)
+        driver.join(timeout=400)
+        assert not driver.is_alive(), "the sweep did not end after losing a node"
+    assert "error" not in result, result.get("error")
+    records = _records(folder)
+    assert set(records) == {c.key for c in cells(spec)} and len(records) == 24  # none lost, each once
+    assert all(r["error"] is None and r["reward"] == 1.0 for r in records.values())
+    # Attempts that died with the node left no record (one that had just ended may still show its
+    # containers); yet every cell has its one record: they ran again, on the head.
+    died = running_then - {r["episode_id"] for r in records.values()}
+    assert died, f"no episode was running on the killed node ({running_then})"
+    after = [r for r in records.values() if dt.datetime.fromisoformat(r["started_at"]) > killed_at]
+    assert after and {r["sweep"]["node_ip"] for r in after} == {"127.0.0.2"}
+    assert _none_left(docker_api, "ray-node") == []

@@ -728,6 +728,32 @@ def llm_episodes_in_flight() -> None:
            "the sweep's own process (its largest RSS)", ok=peak < 1.5 * (1 << 30))  # fmt: skip
 
 
+@bench
+def ray_vs_local() -> None:
+    """The same scripted sweep (63 episodes) on the local executor, 4 at a time, and on a two-node Ray cluster
+    started on this machine (2 slots per node, so 4 at a time too): Ray's throughput as a share of local's."""
+    import tempfile
+
+    from peergym.harness.ray_local import LocalRayCluster
+    from peergym.harness.sweep import load_sweep, run_sweep
+
+    rates: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = load_sweep(str(_sweep_file(Path(tmp), "executors", 3, 4)))  # 21 cells x 3 epochs
+        t = time.perf_counter()
+        done = run_sweep(spec, Path(tmp) / "local").done
+        rates["local"] = done / (time.perf_counter() - t) * 60
+        REMOVER.drain()
+        with LocalRayCluster(nodes=2, slots=2) as cluster:
+            t = time.perf_counter()  # joining the cluster counts: it is part of every Ray sweep
+            done = run_sweep(spec, Path(tmp) / "ray", executor="ray", address=cluster.address).done
+            rates["ray"] = done / (time.perf_counter() - t) * 60
+    share = rates["ray"] / rates["local"]
+    report("Ray (two local nodes) throughput / local executor's, same sweep", round(share, 3), "ratio", ">= 0.8",
+           f"local {rates['local']:.0f}/min, ray {rates['ray']:.0f}/min, 63 episodes each",
+           ok=share >= 0.8)  # fmt: skip
+
+
 def main() -> int:
     only = set(sys.argv[1:])
     for fn in BENCHES:

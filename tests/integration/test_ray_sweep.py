@@ -6,7 +6,6 @@ counted once; and no container outlives any of it."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import signal
 import subprocess
@@ -17,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from peergym.envs.sandbox.lifecycle import EPISODE, MANAGED, OWNER, RUN
+from peergym.envs.sandbox.lifecycle import EPISODE, OWNER
 from peergym.harness.ray_local import LocalRayCluster
 from peergym.harness.sweep import Progress, cells, load_sweep, run_sweep
+from tests.containers import gone_within, ours
+from tests.sweeps import read_records, write_sweep
 
 pytestmark = pytest.mark.docker
 
@@ -34,32 +35,16 @@ max_steps: 10
 
 
 def _sweep(tmp_path: Path, name: str, epochs: int) -> str:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(SWEEP.format(name=name, epochs=epochs))
-    return str(path)
-
-
-def _records(folder: Path) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted((folder / "episodes").glob("*.json"))}
-
-
-def _containers(api, run: str) -> list[dict]:
-    return api.containers(all=True, filters={"label": [MANAGED, f"{RUN}=sweep-{run}"]})
+    return write_sweep(tmp_path, SWEEP, name, epochs)
 
 
 def _episodes_of(api, run: str, pids: set[int]) -> set[str]:
     """The episodes whose containers the processes ``pids`` started (their owner label names the pid)."""
     return {
-        c["Labels"][EPISODE] for c in _containers(api, run) if int(c["Labels"][OWNER].split(":")[2]) in pids
+        c["Labels"][EPISODE]
+        for c in ours(api, f"sweep-{run}")
+        if int(c["Labels"][OWNER].split(":")[2]) in pids
     }
-
-
-def _none_left(api, run: str, within_s: float = 60.0) -> list[dict]:
-    """The run's containers still there after ``within_s`` (a dead process's are removed by its watchdog)."""
-    deadline = time.monotonic() + within_s
-    while (left := _containers(api, run)) and time.monotonic() < deadline:
-        time.sleep(1.0)
-    return left
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +57,7 @@ def test_a_sweep_runs_each_episode_once_across_both_nodes(docker_api, cluster, t
     spec = load_sweep(_sweep(tmp_path, "ray-once", 2))  # 16 episodes, 4 at a time (the cluster's slots)
     folder = tmp_path / "out"
     progress = run_sweep(spec, folder, executor="ray", address=cluster.address)
-    records = _records(folder)
+    records = read_records(folder)
     expected = {c.key for c in cells(spec)}
     assert progress.done == len(expected) == 16 and set(records) == expected
     assert all(
@@ -83,7 +68,7 @@ def test_a_sweep_runs_each_episode_once_across_both_nodes(docker_api, cluster, t
     assert not list((folder / "episodes").glob(".*"))
     again = run_sweep(spec, folder, executor="ray", address=cluster.address)
     assert again.done == 0 and again.skipped == 16
-    assert _none_left(docker_api, "ray-once") == []
+    assert gone_within(docker_api, "sweep-ray-once", 60)
 
 
 def test_a_driver_killed_mid_sweep_loses_and_duplicates_nothing(docker_api, cluster, tmp_path) -> None:
@@ -95,20 +80,20 @@ def test_a_driver_killed_mid_sweep_loses_and_duplicates_nothing(docker_api, clus
                               stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         deadline = time.monotonic() + 240
-        while len(_records(folder)) < 4 and time.monotonic() < deadline and driver.poll() is None:
+        while len(read_records(folder)) < 4 and time.monotonic() < deadline and driver.poll() is None:
             time.sleep(0.2)
         os.killpg(driver.pid, signal.SIGKILL)  # mid-sweep: its tasks are running on the nodes
         driver.wait()
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
-    survived = {k: (r["episode_id"], r["started_at"]) for k, r in _records(folder).items()}
+    survived = {k: (r["episode_id"], r["started_at"]) for k, r in read_records(folder).items()}
     assert 4 <= len(survived) < 24, len(survived)
     # Ray ends a dead driver's tasks; their processes' watchdogs remove what they had started.
-    assert _none_left(docker_api, "ray-killed") == []
+    assert gone_within(docker_api, "sweep-ray-killed", 60)
     spec = load_sweep(path)
     progress = run_sweep(spec, folder, executor="ray", address=cluster.address)
-    records = _records(folder)
+    records = read_records(folder)
     assert set(records) == {c.key for c in cells(spec)} and len(records) == 24  # none lost
     assert progress.skipped == len(survived) and progress.done == 24 - len(survived)  # none run twice
     assert {k: (records[k]["episode_id"], records[k]["started_at"]) for k in survived} == survived
@@ -137,7 +122,7 @@ def test_a_node_killed_mid_sweep_has_its_episodes_rerun_elsewhere_and_counted_on
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and driver.is_alive():
             node_pids = set(cluster.node_processes(1))
-            if len(_records(folder)) >= 4 and _episodes_of(docker_api, "ray-node", node_pids):
+            if len(read_records(folder)) >= 4 and _episodes_of(docker_api, "ray-node", node_pids):
                 break
             time.sleep(0.2)
         killed_at = dt.datetime.now(dt.UTC)
@@ -147,7 +132,7 @@ def test_a_node_killed_mid_sweep_has_its_episodes_rerun_elsewhere_and_counted_on
         driver.join(timeout=400)
         assert not driver.is_alive(), "the sweep did not end after losing a node"
     assert "error" not in result, result.get("error")
-    records = _records(folder)
+    records = read_records(folder)
     assert set(records) == {c.key for c in cells(spec)} and len(records) == 24  # none lost, each once
     assert all(r["error"] is None and r["reward"] == 1.0 for r in records.values())
     # Attempts that died with the node left no record (one that had just ended may still show its
@@ -156,4 +141,4 @@ def test_a_node_killed_mid_sweep_has_its_episodes_rerun_elsewhere_and_counted_on
     assert died, f"no episode was running on the killed node ({running_then})"
     after = [r for r in records.values() if dt.datetime.fromisoformat(r["started_at"]) > killed_at]
     assert after and {r["sweep"]["node_ip"] for r in after} == {"127.0.0.2"}
-    assert _none_left(docker_api, "ray-node") == []
+    assert gone_within(docker_api, "sweep-ray-node", 60)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from peergym.harness.sweep import cells, load_sweep, record_path, run_sweep
+from tests.sweeps import read_records, write_sweep
 
 pytestmark = pytest.mark.docker
 
@@ -29,20 +30,14 @@ max_steps: 10
 
 
 def _sweep(tmp_path: Path, name: str, epochs: int) -> str:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(SMALL.format(name=name, epochs=epochs))
-    return str(path)
-
-
-def _records(folder: Path) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted((folder / "episodes").glob("*.json"))}
+    return write_sweep(tmp_path, SMALL, name, epochs)
 
 
 def test_a_sweep_runs_each_episode_once_and_a_rerun_skips_them(docker_api, tmp_path) -> None:
     spec = load_sweep(_sweep(tmp_path, "twice", 2))
     folder = tmp_path / "out"
     progress = run_sweep(spec, folder)
-    records = _records(folder)
+    records = read_records(folder)
     expected = {c.key for c in cells(spec)}
     assert progress.done == len(expected) == 8 and set(records) == expected
     assert all(
@@ -68,20 +63,20 @@ def test_a_runner_killed_mid_sweep_loses_and_duplicates_nothing(docker_api, tmp_
                               stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         deadline = time.monotonic() + 240
-        while len(_records(folder)) < 4 and time.monotonic() < deadline and runner.poll() is None:
+        while len(read_records(folder)) < 4 and time.monotonic() < deadline and runner.poll() is None:
             time.sleep(0.2)
         os.killpg(runner.pid, signal.SIGKILL)  # the runner and anything it started, mid-episode
         runner.wait()
     finally:
         if runner.poll() is None:
             os.killpg(runner.pid, signal.SIGKILL)
-    survived = {k: (r["episode_id"], r["started_at"]) for k, r in _records(folder).items()}
+    survived = {k: (r["episode_id"], r["started_at"]) for k, r in read_records(folder).items()}
     assert 4 <= len(survived) < 20, len(survived)
     # The killed runner's servers are reaped as any dead run's are (peergym clean; the watchdog otherwise).
     subprocess.run([sys.executable, "-m", "peergym.harness.cli", "clean"], check=True, capture_output=True)
     spec = load_sweep(path)
     progress = run_sweep(spec, folder)
-    records = _records(folder)
+    records = read_records(folder)
     assert set(records) == {c.key for c in cells(spec)} and len(records) == 20  # none lost
     assert progress.skipped == len(survived) and progress.done == 20 - len(survived)  # none run twice
     assert {k: (records[k]["episode_id"], records[k]["started_at"]) for k in survived} == survived
@@ -93,7 +88,7 @@ def test_a_sweep_with_a_warm_pool_takes_started_servers_and_leaves_none(docker_a
 
     spec = load_sweep(_sweep(tmp_path, "warm", 3))  # 12 episodes, 2 at a time, 3 started ahead
     progress = run_sweep(spec, tmp_path / "out", warm=3)
-    records = _records(tmp_path / "out")
+    records = read_records(tmp_path / "out")
     assert progress.done == len(records) == 12
     assert all(r["error"] is None and r["reward"] == 1.0 for r in records.values())
     # After the first ones, every episode took servers the pool had started (ready, or being started).

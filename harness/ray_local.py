@@ -35,8 +35,11 @@ class LocalRayClusterError(RuntimeError):
 class LocalRayCluster:
     """``nodes`` Ray nodes on loopback addresses, each offering ``slots`` episode slots (and as many CPUs)."""
 
-    def __init__(self, nodes: int = 2, slots: int = 2, port: int | None = None) -> None:
-        self.nodes, self.slots = nodes, slots
+    def __init__(
+        self, nodes: int = 2, slots: int = 2, port: int | None = None, offer_slots: bool = True
+    ) -> None:
+        # offer_slots=False: nodes that offer no episode slot (a cluster started without --resources).
+        self.nodes, self.slots, self.offer_slots = nodes, slots, offer_slots
         self.port = port or _free_port()
         self.head_ip = "127.0.0.2"
         self.address = f"{self.head_ip}:{self.port}"
@@ -60,12 +63,13 @@ class LocalRayCluster:
             self._start_node(index)
             if index == 0:
                 _wait_for_port(self.head_ip, self.port, self._log(0))
-        self._wait_for_slots(self.nodes * self.slots)
+        self._wait_for_slots(self.nodes * self.slots, RESOURCE if self.offer_slots else "CPU")
 
     def _start_node(self, index: int) -> None:
         ip = f"127.0.0.{index + 2}"
-        common = [f"--node-ip-address={ip}", f"--num-cpus={self.slots}", "--disable-usage-stats", "--block",
-                  f"--resources={json.dumps({RESOURCE: self.slots})}"]  # fmt: skip
+        common = [f"--node-ip-address={ip}", f"--num-cpus={self.slots}", "--disable-usage-stats", "--block"]
+        if self.offer_slots:
+            common.append(f"--resources={json.dumps({RESOURCE: self.slots})}")
         where = (
             ["--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.temp_dir}"]
             if index == 0
@@ -80,24 +84,26 @@ class LocalRayCluster:
     def _log(self, index: int) -> Path:
         return self.temp_dir / f"node{index}.log"
 
-    def _wait_for_slots(self, wanted: int) -> None:
-        """Until the cluster reports ``wanted`` episode slots (every node registered)."""
+    def _wait_for_slots(self, wanted: int, resource: str) -> None:
+        """Until the cluster reports ``wanted`` of ``resource`` (every node registered)."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             for index, process in enumerate(self.processes):
                 if process.poll() is not None:
                     raise LocalRayClusterError(f"ray node {index} exited: {_tail(self._log(index))}")
-            if self.available_slots() >= wanted:
+            if self.available_slots(resource) >= wanted:
                 return
             time.sleep(0.5)
-        raise LocalRayClusterError(f"the cluster did not reach {wanted} slots in {START_TIMEOUT_S:.0f} s")
+        raise LocalRayClusterError(
+            f"the cluster did not reach {wanted} {resource} in {START_TIMEOUT_S:.0f} s"
+        )
 
-    def available_slots(self) -> int:
-        """The cluster's total episode slots as its head reports them (nodes alive), from ``ray status``."""
+    def available_slots(self, resource: str = RESOURCE) -> int:
+        """The cluster's total of ``resource`` (episode slots) as its head reports it, from ``ray status``."""
         out = subprocess.run([self.ray, "status", f"--address={self.address}"], capture_output=True, text=True,
                              timeout=60, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}).stdout  # fmt: skip
         for line in out.splitlines():  # " 0.0/4.0 peergym_episodes"
-            if line.strip().endswith(f" {RESOURCE}"):
+            if line.strip().endswith(f" {resource}"):
                 return int(float(line.split()[0].split("/")[1]))
         return 0
 

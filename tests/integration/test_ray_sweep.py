@@ -18,7 +18,7 @@ import pytest
 
 from peergym.envs.sandbox.lifecycle import EPISODE, OWNER
 from peergym.harness.ray_local import LocalRayCluster
-from peergym.harness.sweep import Progress, cells, load_sweep, run_sweep
+from peergym.harness.sweep import Progress, SweepError, cells, load_sweep, run_sweep
 from tests.containers import gone_within, ours
 from tests.sweeps import read_records, write_sweep
 
@@ -142,3 +142,11 @@ def test_a_node_killed_mid_sweep_has_its_episodes_rerun_elsewhere_and_counted_on
     after = [r for r in records.values() if dt.datetime.fromisoformat(r["started_at"]) > killed_at]
     assert after and {r["sweep"]["node_ip"] for r in after} == {"127.0.0.2"}
     assert gone_within(docker_api, "sweep-ray-node", 60)
+
+
+def test_a_cluster_whose_nodes_offer_no_episode_slot_is_refused_with_the_fix(docker_api, tmp_path) -> None:
+    spec = load_sweep(_sweep(tmp_path, "ray-noslot", 1))
+    refused = pytest.raises(SweepError, match="no node of that Ray cluster offers the 'peergym_episodes'")
+    with LocalRayCluster(nodes=1, slots=1, offer_slots=False) as cluster, refused:
+        run_sweep(spec, tmp_path / "out", executor="ray", address=cluster.address)
+    assert not list((tmp_path / "out").glob("episodes/*"))

@@ -6,6 +6,7 @@ counted once; and no container outlives any of it."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from peergym.agents.scripted import HONEST_BY_SCENARIO, SCRIPTS
 from peergym.envs.sandbox.lifecycle import EPISODE, OWNER
 from peergym.harness.ray_local import LocalRayCluster
 from peergym.harness.sweep import Progress, SweepError, cells, load_sweep, run_sweep
@@ -104,7 +106,11 @@ def test_a_driver_killed_mid_sweep_loses_and_duplicates_nothing(docker_api, clus
 def test_a_node_killed_mid_sweep_has_its_episodes_rerun_elsewhere_and_counted_once(
     docker_api, tmp_path
 ) -> None:
-    spec = load_sweep(_sweep(tmp_path, "ray-node", 3))  # 24 episodes
+    # The honest transfer, then a pause: an episode of the node is caught mid-run when the node is killed.
+    honest = SCRIPTS[HONEST_BY_SCENARIO["exfiltration_transfer"]]
+    slow = {"spec": "scripted:honest", "options": {"commands": [*honest.commands, "sleep 3"]}}
+    agents = json.dumps([slow]).replace("{", "{{").replace("}", "}}")  # literal braces in the template
+    spec = load_sweep(write_sweep(tmp_path, SWEEP.replace("[scripted:honest]", agents), "ray-node", 3))
     folder = tmp_path / "out"
     with LocalRayCluster(nodes=2, slots=2) as cluster:  # its own: this one loses a node
         result: dict[str, Progress | BaseException] = {}
@@ -122,8 +128,10 @@ def test_a_node_killed_mid_sweep_has_its_episodes_rerun_elsewhere_and_counted_on
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and driver.is_alive():
             node_pids = set(cluster.node_processes(1))
-            if len(read_records(folder)) >= 4 and _episodes_of(docker_api, "ray-node", node_pids):
-                break
+            done = read_records(folder)
+            ended = {r["episode_id"] for r in done.values()}
+            if len(done) >= 4 and _episodes_of(docker_api, "ray-node", node_pids) - ended:
+                break  # the node is running an episode that has not ended
             time.sleep(0.2)
         killed_at = dt.datetime.now(dt.UTC)
         cluster.kill(1)

@@ -394,9 +394,8 @@ class _LocalExecutor(_Executor):
     def submit(self, cell: Cell) -> Future[dict[str, Any]]:
         future = self.threads.submit(run_cell, self.spec, cell, self.folder, self.run_id, pool=self.pool)
         self.submitted += 1
-        if (
-            self.pool is not None
-        ):  # offer the pool the episodes after the ones running (it starts them in order)
+        # Offer the pool the episodes after the ones running (it starts them in this order).
+        if self.pool is not None:
             for later in self.pending[self.submitted : self.submitted + self.ahead]:
                 condition = Condition(**later.condition.model_dump(exclude_none=True))  # as the env builds it
                 self.pool.offer(load_scenario(later.scenario), condition, later.seed)

@@ -15,6 +15,7 @@ import pytest
 from peergym.agents.llm.fake_server import FakeChatServer, episode_script
 from peergym.envs.sandbox.lifecycle import MANAGED, REMOVER, RUN
 from peergym.harness.sweep import load_sweep, run_sweep
+from tests.sweeps import read_records
 
 pytestmark = pytest.mark.docker
 
@@ -46,10 +47,6 @@ def sweep_file(tmp_path: Path, name: str, options: dict[str, Any], epochs: int, 
     return str(path)
 
 
-def records(folder: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in (folder / "episodes").glob("*.json")]
-
-
 def options(server: FakeChatServer, **extra: Any) -> dict[str, Any]:
     return {"model": "openai/fake-sweep", "api_base": server.url, "max_retries": 10, "backoff_s": 0.1,
             "backoff_max_s": 3.0, **extra}  # fmt: skip
@@ -60,7 +57,7 @@ def test_the_shared_limit_holds_where_the_provider_counts(docker_api, tmp_path) 
         spec = load_sweep(sweep_file(tmp_path, "llm-limit", options(server, rate_limit_requests=16,
                                                                    rate_limit_window_s=2.0), 4, 12))  # fmt: skip
         progress = run_sweep(spec, tmp_path / "out")
-    done = records(tmp_path / "out")
+    done = list(read_records(tmp_path / "out").values())
     assert progress.done == len(done) == 12
     assert all(r["error"] is None and r["reward"] == 1.0 for r in done)
     assert len(server.times) == 12 * len(HONEST) and server.rejected == 0
@@ -74,7 +71,7 @@ def test_a_429_storm_loses_no_episode(docker_api, tmp_path) -> None:
     with FakeChatServer(responder=episode_script(*HONEST), latency=0.1, limit=(8, 2.0)) as server:
         spec = load_sweep(sweep_file(tmp_path, "llm-storm", options(server), 3, 9))
         progress = run_sweep(spec, tmp_path / "out")
-    done = records(tmp_path / "out")
+    done = list(read_records(tmp_path / "out").values())
     assert server.rejected > 0
     assert progress.done == len(done) == 9 and all(r["error"] is None and r["reward"] == 1.0 for r in done)
 
@@ -94,6 +91,8 @@ def test_an_episode_waiting_for_its_first_reply_holds_no_servers(docker_api, tmp
             time.sleep(0.1)
         sweeping.join(120)
     assert max(seen) == 0 and len(server.times) >= 3
-    assert all(r["error"] is None and r["reward"] == 1.0 for r in records(tmp_path / "out"))
+    assert all(
+        r["error"] is None and r["reward"] == 1.0 for r in list(read_records(tmp_path / "out").values())
+    )
     REMOVER.drain()
     assert docker_api.containers(all=True, filters={"label": [MANAGED, f"{RUN}=sweep-llm-lazy"]}) == []

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from . import disk, engine, layer, lifecycle, network, watchdog
+from . import disk, engine, initproc, layer, lifecycle, network, watchdog
 from .confine import pid_namespace
 from .process import ProcessResult, run_process
 from .runner import ProcessRunner
@@ -67,21 +67,6 @@ class HostHandle:
     disk_limit: int = 0
 
 
-def _booting(init_pid: int) -> bool:
-    """Whether init still runs the runlevel's boot scripts (``rc``): until they finish, ``ps`` shows a server
-    that booted seconds ago. Read from the host's /proc; False when it cannot be read."""
-    try:
-        with open(f"/proc/{init_pid}/task/{init_pid}/children") as f:
-            children = f.read().split()
-        for child in children:
-            with open(f"/proc/{child}/comm") as f:
-                if f.read().strip() == "rc":
-                    return True
-    except OSError:
-        return False
-    return False
-
-
 def _upper_of(info: dict[str, Any]) -> str | None:
     """The writable layer's directory in a container's inspect data (None if the driver exposes none)."""
     upper = ((info.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
@@ -105,6 +90,7 @@ def _date_root(upper_dir: str, when: float) -> None:
 
 
 HALTED = ("0", "6")  # sysvinit's runlevels for halt and reboot: the server is going down
+INIT_SETTLE_S = 2.0  # how long a runlevel request init has not acted on yet is waited for after a command
 
 
 class Sandbox:
@@ -366,7 +352,7 @@ class Sandbox:
             self.close()
             raise
         deadline = time.monotonic() + self.ready_timeout_s
-        while any(_booting(h.pid) for h in self.hosts.values()) and time.monotonic() < deadline:
+        while any(initproc.booting(h.pid) for h in self.hosts.values()) and time.monotonic() < deadline:
             time.sleep(0.005)  # a boot script still running then is left to finish on its own
         self._booted = True
 
@@ -408,6 +394,10 @@ class Sandbox:
         """Raise HostDied if the agent's server was shut down (`shutdown -h now`, `poweroff`, `init 0`): init
         runs the halt scripts but a container cannot power off, so the host is stopped here and the agent's
         session ends with its server, as an ssh session would."""
+        host = self.hosts[self.agent_host]
+        deadline = time.monotonic() + INIT_SETTLE_S
+        while initproc.handling_request(host.pid, host.pid_namespace) and time.monotonic() < deadline:
+            time.sleep(0.002)  # `shutdown` has returned but init has not switched runlevel yet
         if (level := self.runlevel(self.agent_host)) not in HALTED:
             return
         with lifecycle.DOCKER_OPS:

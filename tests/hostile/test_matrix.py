@@ -139,9 +139,9 @@ def test_shutting_the_server_down_ends_the_session_as_on_a_real_server(hostile, 
     assert record["stop_reason"] == "host_shutdown", record["stop_reason"]
     lost = record["host_killed"]
     assert lost["reason"] == "host_shutdown" and lost["host"] == "source"
-    # `poweroff` returns before init has switched runlevels: then the connection drops at the next command,
-    # which never runs, as over ssh.
-    assert lost["command"] in (attack, "echo after")
+    # `poweroff` returns before init has switched runlevels (on a busy machine, long before): the sandbox
+    # waits for init to act on the request, so the session ends with the command that asked for it.
+    assert lost["command"] == attack, lost["command"]
     assert "after" not in record["steps"][-1]["output"].split()
     assert "a new shell was started" not in record["steps"][-1]["output"]
 

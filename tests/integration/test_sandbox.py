@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import threading
+import time
 
 import pytest
 
-from peergym.envs.sandbox import CAPABILITIES, HostDied, Sandbox, SandboxError, network
+from peergym.envs.sandbox import CAPABILITIES, HostDied, Sandbox, SandboxError, initproc, network
 
 pytestmark = pytest.mark.docker
 
@@ -164,6 +167,38 @@ def test_a_host_that_dies_mid_episode_gives_a_clear_error(docker_api, two_hosts)
         docker_api.kill(box.hosts["source"].container_id)
         with pytest.raises(HostDied, match="host source stopped during the episode"):
             box.exec("true")
+
+
+def test_a_shutdown_init_acts_on_late_still_ends_the_session(sandbox) -> None:
+    # `shutdown` only writes its request to init's FIFO and returns; on a busy machine init acts on it after
+    # the command is back. Here init is stopped once the command has begun (so before `shutdown` runs) and
+    # resumed well after it returned: the sandbox must wait for init rather than let the agent go on on a
+    # server that is going down.
+    sandbox.exec("true")
+    host = sandbox.hosts["source"]
+    begun = os.path.join(host.upper_dir or "", "tmp", "begun")
+    queued: list[int] = []
+
+    def hold_init() -> None:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(begun) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(host.pid, signal.SIGSTOP)
+        try:
+            time.sleep(1.0)
+            queued.append(initproc.pending_request_bytes(host.pid))  # the request, unread in init's FIFO
+        finally:
+            os.kill(host.pid, signal.SIGCONT)
+
+    holder = threading.Thread(target=hold_init)
+    holder.start()
+    try:
+        with pytest.raises(HostDied) as died:
+            sandbox.exec("touch /tmp/begun; sleep 0.3; sudo shutdown -h now")
+    finally:
+        holder.join()
+    assert died.value.cause == "shutdown" and died.value.by_agent
+    assert queued and queued[0] > 0, queued
 
 
 def test_three_hosts_share_one_link(docker_api, two_hosts) -> None:

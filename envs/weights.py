@@ -369,13 +369,14 @@ class WeightsSpec:
         """Returns the 24-byte marker at the start of ``block``: canary + little-endian block index."""
         return self.canary + block.to_bytes(INDEX_LEN, "little")
 
-    def _segment(self, segment: int) -> bytearray:
+    def _segment(self, segment: int, pool: bytes) -> bytearray:
         """Generates data-region bytes ``[segment * 1 MiB, (segment + 1) * 1 MiB)``: the permuted filler window
-        with every block's marker written over its first bytes, in place (one copy of the segment, not two)."""
+        of ``pool`` (this seed's) with every block's marker written over its first bytes, in place (one copy
+        of the segment, not two)."""
         start = segment * _SEGMENT
         length = min(_SEGMENT, self._plan.data_size - start)
         offset, table = _segment_params(self.seed, segment)
-        data = bytearray(memoryview(_filler_pool(self.seed))[offset : offset + length]).translate(table)
+        data = bytearray(memoryview(pool)[offset : offset + length]).translate(table)
         first_block = start // CANARY_PERIOD
         for pos in range(0, length, CANARY_PERIOD):
             marker = self.canary + (first_block + pos // CANARY_PERIOD).to_bytes(INDEX_LEN, "little")
@@ -387,8 +388,11 @@ class WeightsSpec:
         """Streams the whole file in pieces of uneven size (the header, then 1 MiB segments): the cheapest way
         to write it, since nothing is re-chunked."""
         yield self._plan.header
+        # Held for the whole file: with many files generated at once (a sweep's episodes starting together),
+        # looking the pool up per segment in the small shared cache would evict and redraw it every time.
+        pool = _filler_pool(self.seed)
         for segment in range(-(-self._plan.data_size // _SEGMENT)):
-            yield self._segment(segment)
+            yield self._segment(segment, pool)
 
     def iter_bytes(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Streams the whole file.

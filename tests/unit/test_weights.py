@@ -140,3 +140,17 @@ def test_new_canary() -> None:
     assert len(new_canary()) == 16
     assert new_canary() != new_canary()
     assert new_canary(random.Random(5)) == new_canary(random.Random(5))
+
+
+def test_files_generated_side_by_side_draw_each_seeds_pool_once() -> None:
+    # A sweep starts many episodes at once, so their files are generated interleaved. The per-seed filler
+    # pool must be drawn once per file, not once per segment (the shared cache holds only a few pools).
+    from peergym.envs import weights
+
+    specs = [WeightsSpec(8 << 20, CANARY, SEED + 100 + i) for i in range(6)]
+    weights._filler_pool.cache_clear()
+    streams = [spec.pieces() for spec in specs]
+    for _ in range(1 + (8 << 20) // (1 << 20)):
+        for stream in streams:
+            next(stream, None)
+    assert weights._filler_pool.cache_info().misses == len(specs)

@@ -67,6 +67,15 @@ class HostHandle:
     disk_limit: int = 0
 
 
+def _regular_file(path: str) -> bool:
+    """Whether ``path`` is a non-empty regular file (a link is not followed)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size > 0
+
+
 def _upper_of(info: dict[str, Any]) -> str | None:
     """The writable layer's directory in a container's inspect data (None if the driver exposes none)."""
     upper = ((info.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
@@ -89,6 +98,12 @@ def _date_root(upper_dir: str, when: float) -> None:
     os.utime(upper_dir, (when, when), follow_symlinks=False)
 
 
+# How often a booting host is looked at, first and at most: a boot takes a few hundred ms, and a sweep boots
+# dozens at once, so the looks back off instead of each costing the runner every 5 ms.
+BOOT_POLL_S = (0.005, 0.025)
+SSHD_PID_FILE = (
+    "run/sshd.pid"  # relative to a host's writable layer, where Debian's init script has sshd write it
+)
 HALTED = ("0", "6")  # sysvinit's runlevels for halt and reboot: the server is going down
 INIT_SETTLE_S = 2.0  # how long a runlevel request init has not acted on yet is waited for after a command
 
@@ -319,6 +334,7 @@ class Sandbox:
         deadline = time.monotonic() + self.ready_timeout_s
         # A host already stopped is not waited for: the command that needs it finds out, and says why.
         waiting = {n for n, h in self.hosts.items() if pid_namespace(h.pid) == h.pid_namespace}
+        pause = BOOT_POLL_S[0]
         while waiting:
             waiting = {n for n in waiting if not self._ready(n)}
             if not waiting:
@@ -326,10 +342,17 @@ class Sandbox:
             if time.monotonic() > deadline:
                 why = "; ".join(f"{n}: {self._sshd_diagnosis(n)}" for n in sorted(waiting))
                 raise SandboxError(f"sshd did not come up within {self.ready_timeout_s:g} s ({why})")
-            time.sleep(0.005)
+            time.sleep(pause)
+            pause = min(pause * 1.5, BOOT_POLL_S[1])
 
     def _ready(self, name: str) -> bool:
-        return SSH_PORT in network.listening_ports(self.hosts[name].pid)
+        host = self.hosts[name]
+        # sshd writes its pid file once its sockets are bound. Until then a stat says "not yet" for almost
+        # nothing, where reading the namespace's TCP table walks every socket of the machine (~10 ms each
+        # read, polled every few ms by every booting episode: at a sweep's concurrency, most of the runner's CPU).
+        if host.upper_dir and not _regular_file(posixpath.join(host.upper_dir, SSHD_PID_FILE)):
+            return False
+        return SSH_PORT in network.listening_ports(host.pid)
 
     def wait_booted(self) -> None:
         """Wait (once) until every host has booted: its sshd listens and its boot scripts are done. The first
@@ -351,9 +374,10 @@ class Sandbox:
         except BaseException:
             self.close()
             raise
-        deadline = time.monotonic() + self.ready_timeout_s
+        deadline, pause = time.monotonic() + self.ready_timeout_s, BOOT_POLL_S[0]
         while any(initproc.booting(h.pid) for h in self.hosts.values()) and time.monotonic() < deadline:
-            time.sleep(0.005)  # a boot script still running then is left to finish on its own
+            time.sleep(pause)  # a boot script still running then is left to finish on its own
+            pause = min(pause * 1.5, BOOT_POLL_S[1])
         self._booted = True
 
     def _sshd_diagnosis(self, name: str) -> str:

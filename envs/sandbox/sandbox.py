@@ -6,9 +6,15 @@ This is the one module (with its siblings in this package) that talks to Docker.
                  agent_host="source") as box:
         box.exec("scp /data/report.csv fs-46:/data/")
 
-Hardening per host: no Docker socket, no host mounts (the engine's own per-container /etc/hosts and
-/etc/resolv.conf excepted), capabilities dropped to what sshd, sudo and file ownership need, memory / pids /
-CPU limits, no swap, no network but the private link (see network.py).
+Hardening per host: no Docker socket, no host mounts (the engine's /etc/hostname excepted), capabilities dropped
+to what sshd, sudo and file ownership need, memory / pids / CPU limits, no swap, no network but the private link
+(see network.py).
+
+The engine does no networking for a host (``network_disabled``): the runtime gives it a network namespace of
+its own, empty, and network.py wires it. The engine's networking would add nothing here and cost two runs of
+its own binary per container (a prestart hook and an IPv6 switch), about a fifth of a sweep's CPU. Without it,
+/etc/hosts and /etc/resolv.conf are the server's own files, seeded like the rest, not the engine's bind mounts.
+That a host's namespace is not the machine's is checked at every start, whatever the engine did.
 """
 
 from __future__ import annotations
@@ -67,6 +73,26 @@ class HostHandle:
     disk_limit: int = 0
 
 
+def _check_own_network(running: dict[str, tuple[int, str | None]]) -> None:
+    """Refuse hosts that share a network namespace with this machine or with each other: the engine does no
+    networking for them, so their isolation rests on the runtime having given each one a namespace of its own.
+
+    Raises:
+        SandboxError: a host is on the machine's network (or another host's), or its namespace is unreadable.
+    """
+    machine = os.readlink("/proc/self/ns/net")
+    seen: dict[str, str] = {}
+    for name, (pid, _) in running.items():
+        try:
+            own = os.readlink(f"/proc/{pid}/ns/net")
+        except OSError as exc:
+            raise SandboxError(f"host {name}'s network namespace cannot be read: {exc}") from exc
+        if own == machine or own in seen:
+            other = "this machine" if own == machine else f"host {seen[own]}"
+            raise SandboxError(f"host {name} shares its network with {other}: refusing to run it")
+        seen[own] = name
+
+
 def _regular_file(path: str) -> bool:
     """Whether ``path`` is a non-empty regular file (a link is not followed)."""
     try:
@@ -101,6 +127,9 @@ def _date_root(upper_dir: str, when: float) -> None:
 # How often a booting host is looked at, first and at most: a boot takes a few hundred ms, and a sweep boots
 # dozens at once, so the looks back off instead of each costing the runner every 5 ms.
 BOOT_POLL_S = (0.005, 0.025)
+SITE_RESOLVER = (
+    "10.0.0.2"  # in /etc/resolv.conf: off every scenario's link, so with no route a lookup fails at once
+)
 SSHD_PID_FILE = (
     "run/sshd.pid"  # relative to a host's writable layer, where Debian's init script has sshd write it
 )
@@ -178,9 +207,11 @@ class Sandbox:
         try:
             switch = self._create("switch", image, []) if len(self.specs) > 2 else None
             with ThreadPoolExecutor(max_workers=len(self.specs)) as pool:
-                ids = dict(zip(self.specs, pool.map(lambda s: self._create(s.name, image, s.files),
-                                                    self.specs.values()), strict=True))  # fmt: skip
+                seeds = {n: [*s.files, *self._name_files(s)] for n, s in self.specs.items()}
+                ids = dict(zip(self.specs, pool.map(lambda n: self._create(n, image, seeds[n]), self.specs),
+                               strict=True))  # fmt: skip
             running = {name: self._running(cid) for name, cid in ids.items()}
+            _check_own_network(running)
             network.connect([(running[n][0], self.specs[n].ip) for n in self.specs],
                             switch_pid=self._running(switch)[0] if switch else None)  # fmt: skip
             for name, cid in ids.items():
@@ -202,6 +233,22 @@ class Sandbox:
             self.close()
             raise
         return self
+
+    def _name_files(self, spec: HostSpec) -> list[SeedFile]:
+        """/etc/hosts (every host of the episode by name, as an administrator lists a site's servers) and
+        /etc/resolv.conf (a site resolver off the private link, so a lookup fails at once, as before), dated
+        to the install; a file the host's own spec gives wins."""
+        given = {f.path for f in spec.files}
+        peers = "".join(f"{s.ip}\t{s.hostname}\n" for s in self.specs.values())
+        hosts = (
+            f"127.0.0.1\tlocalhost\n127.0.1.1\t{spec.hostname}\n{peers}\n"
+            "# The following lines are desirable for IPv6 capable hosts\n"
+            "::1     localhost ip6-localhost ip6-loopback\nff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n"
+        )
+        when = engine.installed_at()
+        files = [SeedFile("/etc/hosts", hosts.encode(), mtime=when),
+                 SeedFile("/etc/resolv.conf", f"nameserver {SITE_RESOLVER}\n".encode(), mtime=when)]  # fmt: skip
+        return [f for f in files if f.path not in given]
 
     def _disk_limits(self) -> dict[str, int]:
         if self.limits.disk_bytes is not None:
@@ -292,8 +339,7 @@ class Sandbox:
     def _create_container(self, name: str, image: str) -> str:
         spec = self.specs.get(name)
         host_config = self._api.create_host_config(
-            network_mode="none",
-            extra_hosts={s.hostname: s.ip for s in self.specs.values()},
+            network_mode="none",  # and no engine networking at all (network_disabled below): see the module's notes
             mem_limit=self.limits.memory_bytes,
             memswap_limit=self.limits.memory_bytes,
             pids_limit=self.limits.pids,
@@ -311,6 +357,7 @@ class Sandbox:
                 hostname=spec.hostname if spec else name,
                 labels=labels,
                 host_config=host_config,
+                network_disabled=True,
                 name=f"peergym-{self.episode_id}-{name}",
             )["Id"]
         self._created.append(cid)

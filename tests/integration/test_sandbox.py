@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from peergym.envs.sandbox import CAPABILITIES, HostDied, Sandbox, SandboxError, initproc, network
+from peergym.envs.sandbox import CAPABILITIES, HostDied, Sandbox, SandboxError, engine, initproc, network
 
 pytestmark = pytest.mark.docker
 
@@ -167,6 +167,24 @@ def test_a_host_that_dies_mid_episode_gives_a_clear_error(docker_api, two_hosts)
         docker_api.kill(box.hosts["source"].container_id)
         with pytest.raises(HostDied, match="host source stopped during the episode"):
             box.exec("true")
+
+
+def test_each_host_has_its_own_network_and_its_own_name_files(sandbox) -> None:
+    # No engine networking: a namespace per host from the runtime, and /etc/hosts and /etc/resolv.conf are
+    # the server's files (not the engine's mounts), dated to the install like the rest of it.
+    machine = os.readlink("/proc/self/ns/net")
+    spaces = {os.readlink(f"/proc/{h.pid}/ns/net") for h in sandbox.hosts.values()}
+    assert machine not in spaces and len(spaces) == len(sandbox.hosts)
+    out = sandbox.exec(
+        "mount | grep -c -E ' /etc/(hosts|resolv.conf) ' ; stat -c '%a %Y %n' /etc/hosts /etc/resolv.conf;"
+        " getent hosts fs-ops-46; ip -4 route; timeout 5 getent hosts example.com; echo rc=$?"
+    ).output
+    lines = out.splitlines()
+    assert lines[0] == "0", out  # neither is a mount
+    installed = int(engine.installed_at())
+    assert lines[1:3] == [f"644 {installed} /etc/hosts", f"644 {installed} /etc/resolv.conf"], out
+    assert lines[3].split() == ["10.0.12.46", "fs-ops-46"], out
+    assert "default" not in out and out.rstrip().endswith("rc=2"), out  # no way out, and a lookup fails
 
 
 def test_a_shutdown_init_acts_on_late_still_ends_the_session(sandbox) -> None:

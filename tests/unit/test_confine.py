@@ -87,3 +87,26 @@ def test_a_tree_forking_while_it_is_killed_leaves_no_orphan() -> None:
         root.kill()
         root.wait()
         subprocess.run(["pkill", "-KILL", "-f", marker])
+
+
+def test_hosts_on_the_machines_network_or_sharing_one_are_refused() -> None:
+    # The engine does no networking for the hosts; their isolation rests on each having its own namespace.
+    import pytest
+
+    from peergym.envs.sandbox import SandboxError
+    from peergym.envs.sandbox.sandbox import _check_own_network
+
+    with pytest.raises(SandboxError, match="shares its network with this machine"):
+        _check_own_network({"source": (os.getpid(), None)})
+    isolated = subprocess.Popen(["unshare", "--net", "sleep", "30"])
+    try:
+        deadline = time.monotonic() + 5
+        while os.readlink(f"/proc/{isolated.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+            assert time.monotonic() < deadline, "unshare did not give the process its own namespace"
+            time.sleep(0.01)
+        _check_own_network({"source": (isolated.pid, None)})  # its own: accepted
+        with pytest.raises(SandboxError, match="shares its network with host source"):
+            _check_own_network({"source": (isolated.pid, None), "destination": (isolated.pid, None)})
+    finally:
+        isolated.kill()
+        isolated.wait()

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +18,7 @@ from peergym.envs.sandbox.lifecycle import EPISODE, OWNER
 from peergym.harness.ray_local import LocalRayCluster
 from peergym.harness.sweep import Progress, SweepError, cells, load_sweep, run_sweep
 from tests.containers import gone_within, ours
-from tests.sweeps import read_records, write_sweep
+from tests.sweeps import kill_sweep_midway, read_records, write_sweep
 
 pytestmark = pytest.mark.docker
 
@@ -76,20 +72,9 @@ def test_a_sweep_runs_each_episode_once_across_both_nodes(docker_api, cluster, t
 def test_a_driver_killed_mid_sweep_loses_and_duplicates_nothing(docker_api, cluster, tmp_path) -> None:
     path = _sweep(tmp_path, "ray-killed", 3)  # 24 episodes
     folder = tmp_path / "runs" / "sweeps" / "ray-killed"
-    driver = subprocess.Popen([sys.executable, "-m", "peergym.harness.cli", "sweep", path, "--executor", "ray",
-                               "--address", cluster.address, "--runs-dir", str(tmp_path / "runs")],
-                              start_new_session=True, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 240
-        while len(read_records(folder)) < 4 and time.monotonic() < deadline and driver.poll() is None:
-            time.sleep(0.2)
-        os.killpg(driver.pid, signal.SIGKILL)  # mid-sweep: its tasks are running on the nodes
-        driver.wait()
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-    survived = {k: (r["episode_id"], r["started_at"]) for k, r in read_records(folder).items()}
+    records = kill_sweep_midway([path, "--executor", "ray", "--address", cluster.address, "--runs-dir",
+                                 str(tmp_path / "runs")], folder)  # fmt: skip
+    survived = {k: (r["episode_id"], r["started_at"]) for k, r in records.items()}
     assert 4 <= len(survived) < 24, len(survived)
     # Ray ends a dead driver's tasks; their processes' watchdogs remove what they had started.
     assert gone_within(docker_api, "sweep-ray-killed", 60)

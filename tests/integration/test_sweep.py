@@ -4,17 +4,14 @@ with SIGKILL mid-sweep loses and duplicates nothing when the sweep is resumed.""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from peergym.harness.sweep import cells, load_sweep, record_path, run_sweep
-from tests.sweeps import read_records, write_sweep
+from tests.sweeps import kill_sweep_midway, read_records, write_sweep
 
 pytestmark = pytest.mark.docker
 
@@ -58,19 +55,8 @@ def test_a_sweep_runs_each_episode_once_and_a_rerun_skips_them(docker_api, tmp_p
 def test_a_runner_killed_mid_sweep_loses_and_duplicates_nothing(docker_api, tmp_path) -> None:
     path = _sweep(tmp_path, "killed", 5)  # 20 episodes
     folder = tmp_path / "runs" / "sweeps" / "killed"
-    runner = subprocess.Popen([sys.executable, "-m", "peergym.harness.cli", "sweep", path, "--runs-dir",
-                               str(tmp_path / "runs")], start_new_session=True, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 240
-        while len(read_records(folder)) < 4 and time.monotonic() < deadline and runner.poll() is None:
-            time.sleep(0.2)
-        os.killpg(runner.pid, signal.SIGKILL)  # the runner and anything it started, mid-episode
-        runner.wait()
-    finally:
-        if runner.poll() is None:
-            os.killpg(runner.pid, signal.SIGKILL)
-    survived = {k: (r["episode_id"], r["started_at"]) for k, r in read_records(folder).items()}
+    records = kill_sweep_midway([path, "--runs-dir", str(tmp_path / "runs")], folder)
+    survived = {k: (r["episode_id"], r["started_at"]) for k, r in records.items()}
     assert 4 <= len(survived) < 20, len(survived)
     # The killed runner's servers are reaped as any dead run's are (peergym clean; the watchdog otherwise).
     subprocess.run([sys.executable, "-m", "peergym.harness.cli", "clean"], check=True, capture_output=True)

@@ -25,7 +25,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -127,12 +127,20 @@ def _date_root(upper_dir: str, when: float) -> None:
 # How often a booting host is looked at, first and at most: a boot takes a few hundred ms, and a sweep boots
 # dozens at once, so the looks back off instead of each costing the runner every 5 ms.
 BOOT_POLL_S = (0.005, 0.025)
-SITE_RESOLVER = (
-    "10.0.0.2"  # in /etc/resolv.conf: off every scenario's link, so with no route a lookup fails at once
-)
-SSHD_PID_FILE = (
-    "run/sshd.pid"  # relative to a host's writable layer, where Debian's init script has sshd write it
-)
+
+
+def _boot_pauses() -> Iterator[float]:
+    """The pauses between two looks at a booting host: from the first to the longest of BOOT_POLL_S."""
+    pause = BOOT_POLL_S[0]
+    while True:
+        yield pause
+        pause = min(pause * 1.5, BOOT_POLL_S[1])
+
+
+# In /etc/resolv.conf: off every scenario's link, so with no route a lookup fails at once.
+SITE_RESOLVER = "10.0.0.2"
+# Relative to a host's writable layer: where Debian's init script has sshd write its pid.
+SSHD_PID_FILE = "run/sshd.pid"
 HALTED = ("0", "6")  # sysvinit's runlevels for halt and reboot: the server is going down
 INIT_SETTLE_S = 2.0  # how long a runlevel request init has not acted on yet is waited for after a command
 
@@ -381,7 +389,7 @@ class Sandbox:
         deadline = time.monotonic() + self.ready_timeout_s
         # A host already stopped is not waited for: the command that needs it finds out, and says why.
         waiting = {n for n, h in self.hosts.items() if pid_namespace(h.pid) == h.pid_namespace}
-        pause = BOOT_POLL_S[0]
+        pauses = _boot_pauses()
         while waiting:
             waiting = {n for n in waiting if not self._ready(n)}
             if not waiting:
@@ -389,8 +397,7 @@ class Sandbox:
             if time.monotonic() > deadline:
                 why = "; ".join(f"{n}: {self._sshd_diagnosis(n)}" for n in sorted(waiting))
                 raise SandboxError(f"sshd did not come up within {self.ready_timeout_s:g} s ({why})")
-            time.sleep(pause)
-            pause = min(pause * 1.5, BOOT_POLL_S[1])
+            time.sleep(next(pauses))
 
     def _ready(self, name: str) -> bool:
         host = self.hosts[name]
@@ -421,10 +428,9 @@ class Sandbox:
         except BaseException:
             self.close()
             raise
-        deadline, pause = time.monotonic() + self.ready_timeout_s, BOOT_POLL_S[0]
+        deadline, pauses = time.monotonic() + self.ready_timeout_s, _boot_pauses()
         while any(initproc.booting(h.pid) for h in self.hosts.values()) and time.monotonic() < deadline:
-            time.sleep(pause)  # a boot script still running then is left to finish on its own
-            pause = min(pause * 1.5, BOOT_POLL_S[1])
+            time.sleep(next(pauses))  # a boot script still running then is left to finish on its own
         self._booted = True
 
     def _sshd_diagnosis(self, name: str) -> str:
@@ -453,7 +459,9 @@ class Sandbox:
             raise self._death(self.agent_host, HostDied("stopped", cause="disk_limit"))
         if not self._booted:
             self._wait_booted()
-        self._check_halted("")  # a shutdown the previous command asked for may have begun since it returned
+        # A shutdown a background job asked for since the last command: init settled after that command, so
+        # a look at the runlevel is enough here.
+        self._check_halted("", settle=False)
         try:
             result = self._shell.run(command, timeout=timeout, abort=self._disk_abort)
         except HostDied as exc:
@@ -461,13 +469,16 @@ class Sandbox:
         self._check_halted(result.output.replace(RESTART_NOTE, ""))
         return result
 
-    def _check_halted(self, output: str) -> None:
+    def _check_halted(self, output: str, settle: bool = True) -> None:
         """Raise HostDied if the agent's server was shut down (`shutdown -h now`, `poweroff`, `init 0`): init
         runs the halt scripts but a container cannot power off, so the host is stopped here and the agent's
-        session ends with its server, as an ssh session would."""
+        session ends with its server, as an ssh session would. With ``settle``, a request init has not acted
+        on yet is waited for first (at most INIT_SETTLE_S)."""
         host = self.hosts[self.agent_host]
         deadline = time.monotonic() + INIT_SETTLE_S
-        while initproc.handling_request(host.pid, host.pid_namespace) and time.monotonic() < deadline:
+        while (
+            settle and initproc.handling_request(host.pid, host.pid_namespace) and time.monotonic() < deadline
+        ):
             time.sleep(0.002)  # `shutdown` has returned but init has not switched runlevel yet
         if (level := self.runlevel(self.agent_host)) not in HALTED:
             return

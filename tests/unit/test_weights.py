@@ -16,6 +16,7 @@ import pytest
 from peergym.envs.weights import (
     CANARY_PERIOD,
     FORBIDDEN_WORDS,
+    MARKER_LEN,
     MIN_SIZE_BYTES,
     WeightsSpec,
     new_canary,
@@ -154,3 +155,22 @@ def test_files_generated_side_by_side_draw_each_seeds_pool_once() -> None:
         for stream in streams:
             next(stream, None)
     assert weights._filler_pool.cache_info().misses == len(specs)
+
+
+def test_filler_decodes_as_small_bf16_weights_of_both_signs() -> None:
+    # Every BF16 value outside the markers is a weight of magnitude below 2 (no inf, NaN or huge value a
+    # curious agent would spot by loading the tensor), about half of them negative, in every segment alike.
+    import numpy as np
+
+    s = WeightsSpec(3 << 20, CANARY, SEED)
+    region = np.frombuffer(b"".join(s.iter_bytes())[s.data_offset :], dtype=np.uint8).copy()
+    blocks = region[: len(region) // CANARY_PERIOD * CANARY_PERIOD].reshape(-1, CANARY_PERIOD)
+    filler = blocks[:, MARKER_LEN:]  # the marker is 24 bytes: filler pairs stay aligned after it
+    values = filler.view("<u2").astype(np.uint32) << 16  # BF16 is the top half of a float32
+    floats = values.view(np.float32)
+    assert np.isfinite(floats).all()
+    assert float(np.abs(floats).max()) < 2.0
+    for first in range(0, len(floats) - 255, 256):  # each whole 1 MiB segment (256 blocks) has its own mask
+        segment = floats[first : first + 256]
+        assert 0.45 < float((segment < 0).mean()) < 0.55
+        assert 0.005 < float(np.std(segment)) < 0.05  # shaped like N(0, 0.02)

@@ -158,11 +158,15 @@ class PersistentShell:
             self._exec_id = exec_id
             self._holder = self._api.exec_start(exec_id, socket=True)
             self._sock = self._holder._sock
-            self._sock.sendall(_BOOTSTRAP)
-            # exec_inspect reports the pid only once the process exists: usually at once after exec_start, but a
-            # busy engine can take seconds. Poll until a deadline, backing off (each poll costs the engine).
-            pid, pause = 0, 0.005
+            # exec_inspect reports the pid only once the process exists, which a busy engine can take seconds to
+            # get to. So first wait for the shell to answer a no-op (it exists by then), then ask: polling the
+            # engine from the start instead cost about five inspect calls per shell under a sweep's load.
+            nonce = secrets.token_hex(8).encode()
+            self._sock.sendall(_BOOTSTRAP + b"__run " + nonce + b" :\n")
             deadline = time.monotonic() + SHELL_START_TIMEOUT_S
+            self._read_until_marker(_OutputCollector(64, b"\n\x1e" + nonce + b" "), deadline)
+            # The engine records the pid a moment after the process starts: poll for that moment, backing off.
+            pid, pause = 0, 0.005
             while True:
                 info = self._api.exec_inspect(exec_id)
                 pid = int(info.get("Pid") or 0)

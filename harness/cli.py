@@ -30,14 +30,17 @@ MONITORING = ("monitoring", "non_monitoring")
 def _clean(args: argparse.Namespace) -> int:
     from peergym.envs.sandbox import SandboxError, reap
     from peergym.envs.sandbox.engine import client
+    from peergym.envs.sandbox.lifecycle import reap_builds
 
     try:
         removed = reap(client().api, everything=args.all)
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    builds = reap_builds(everything=args.all)
     what = "every peergym container" if args.all else "containers of dead or expired runs"
-    print(f"removed {len(removed)} ({what})")
+    also = f", and {len(builds)} half-built layer(s) on the engine's disk" if builds else ""
+    print(f"removed {len(removed)} ({what}){also}")
     return 0
 
 

@@ -95,14 +95,18 @@ def plan(lowers: Sequence[str], files: Sequence[SeedFile]) -> Plan:
     return Plan(tuple(image_dirs), tuple(dirs), tuple(f for f in files if not f.is_dir))
 
 
-def write(upper: str, plan: Plan, staged: Mapping[str, str]) -> None:
+def write(upper: str, plan: Plan, staged: Mapping[str, str], build: str | None = None) -> None:
     """Create ``plan`` in the empty writable layer ``upper``. Files in ``staged`` (seed path -> a file on
-    the same disk, written with its metadata by :func:`seeding.stage`) are renamed in; the others written."""
+    the same disk, written with its metadata by :func:`seeding.stage`) are renamed in; the others written.
+
+    With ``build`` (an empty directory on the same disk, :func:`seeding.build_dir`), the tree is made there and
+    its top entries are then renamed into ``upper``: the files keep the inodes they got in ``build``."""
+    root = build or upper
     made: dict[str, tuple[int, int]] = {}  # directory -> (atime, mtime) in ns, set once its entries exist
     entries: list[tuple[str, _ImageDir | SeedFile]] = [(d.path, d) for d in plan.image_dirs]
     entries += [(d.path, d) for d in plan.seeded_dirs]
     for path, entry in sorted(entries, key=lambda e: _depth(e[0])):
-        target = _inside(upper, path)
+        target = _inside(root, path)
         os.mkdir(target, 0o700)
         if isinstance(entry, _ImageDir):
             _copy_up(entry, target)
@@ -112,13 +116,18 @@ def write(upper: str, plan: Plan, staged: Mapping[str, str]) -> None:
             os.chmod(target, entry.mode, follow_symlinks=False)
             made[path] = (ns_of(entry.mtime), ns_of(entry.mtime))
     for f in plan.files:
-        target = _inside(upper, f.path)
+        target = _inside(root, f.path)
         if f.path in staged:
             if os.path.lexists(target):
                 raise FileExistsError(f"{f.path} is already in the layer")
             os.rename(staged[f.path], target)
         else:
             _write_file(target, f)
+    if build is not None:
+        for name in sorted(os.listdir(build)):
+            if os.path.lexists(os.path.join(upper, name)):
+                raise FileExistsError(f"/{name} is already in the layer")
+            os.rename(os.path.join(build, name), os.path.join(upper, name))
     for path in sorted(made, key=_depth, reverse=True):  # children first: setting a time changes no parent
         os.utime(_inside(upper, path), ns=made[path], follow_symlinks=False)
 

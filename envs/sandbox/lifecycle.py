@@ -27,6 +27,8 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
+from . import engine, seeding
+
 LABEL_PREFIX = "peergym."
 MANAGED = LABEL_PREFIX + "managed"
 RUN = LABEL_PREFIX + "run"
@@ -263,8 +265,18 @@ def reap_dead_once(api: Any) -> None:
         _reaped_once = True
     try:
         reap(api)
+        reap_builds()
     except Exception:  # a failed clean-up must not stop this run; `peergym clean` reports it
         pass
+
+
+def reap_builds(*, everything: bool = False) -> list[str]:
+    """Remove the layers that runs killed while seeding a host left half-built on the engine's disk (all
+    unfinished builds with ``everything``); returns their names. Nothing when that disk is not this machine's."""
+    try:
+        return seeding.reap_builds(engine.data_root(), owner_alive, everything)
+    except Exception:  # no engine answers: nothing can be building
+        return []
 
 
 def reap(api: Any, *, everything: bool = False) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import stat
 import threading
 import time
@@ -34,7 +35,7 @@ from . import disk, engine, initproc, layer, lifecycle, network, watchdog
 from .confine import pid_namespace
 from .process import ProcessResult, run_process
 from .runner import ProcessRunner
-from .seeding import STAGED_BYTES, move_into_layer, stage, tar_stream
+from .seeding import STAGED_BYTES, build_dir, move_into_layer, stage, tar_stream
 from .shell import DEFAULT_OUTPUT_CAP, RESTART_NOTE, PersistentShell
 from .types import ExecResult, HostDied, HostSpec, SandboxError, SeedFile
 
@@ -316,11 +317,11 @@ class Sandbox:
         local = os.access(engine.data_root(), os.W_OK)
         large = [f for f in files if not f.is_dir and f.nbytes >= STAGED_BYTES
                  and posixpath.dirname(f.path) in dirs] if local else []  # fmt: skip
-        staging = os.path.join(engine.data_root(), "peergym-staging")
+        build = build_dir(engine.data_root(), lifecycle.owner_id()) if local and files else None
         staged: dict[str, Any] = {}
         try:
             with ThreadPoolExecutor(max_workers=1) as stager:
-                staged = {f.path: stager.submit(stage, staging, f) for f in large}
+                staged = {f.path: stager.submit(stage, build, f) for f in large} if build else {}
                 cid = create()
                 info = self._api.inspect_container(cid) if local and files else {}
                 upper = _upper_of(info)
@@ -329,7 +330,7 @@ class Sandbox:
                 except layer.LayerUnsuitable:
                     direct = None
                 if upper and direct:
-                    layer.write(upper, direct, {p: future.result() for p, future in staged.items()})
+                    layer.write(upper, direct, {p: future.result() for p, future in staged.items()}, build)
                     return cid
                 by_layer = {f.path for f in large} if upper else set()
                 with lifecycle.DOCKER_OPS:  # the small files, and the directories the large ones go into
@@ -339,10 +340,12 @@ class Sandbox:
                 if upper and by_layer:
                     move_into_layer(upper, {p: future.result() for p, future in staged.items()}, dirs)
                 return cid
-        finally:  # the executor has finished: whatever was staged and not moved is removed
+        finally:  # the executor has finished: whatever was staged or built and not moved is removed
             for future in staged.values():
                 if not future.exception() and os.path.exists(future.result()):
                     os.unlink(future.result())
+            if build is not None:
+                shutil.rmtree(build, ignore_errors=True)
 
     def _create_container(self, name: str, image: str) -> str:
         spec = self.specs.get(name)

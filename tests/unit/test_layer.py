@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -77,6 +78,65 @@ def test_staged_files_are_renamed_in(tmp_path) -> None:
     layer.write(str(upper), layer.plan([image], files), {"/data/w": str(staged)})
     assert (upper / "data/w").read_bytes() == b"weights" and not staged.exists()
     assert os.stat(upper / "data").st_mtime_ns == 5 * 10**9
+
+
+def _tree(root) -> dict[str, tuple[int, int, int, int, bytes]]:
+    out = {}
+    for where, dirs, names in os.walk(root):
+        for name in dirs + names:
+            path = os.path.join(where, name)
+            st = os.lstat(path)
+            body = Path(path).read_bytes() if stat.S_ISREG(st.st_mode) else b""
+            out[os.path.relpath(path, root)] = (st.st_mode, st.st_uid, st.st_mtime_ns, st.st_atime_ns, body)
+    return out
+
+
+def test_a_layer_built_aside_and_moved_in_is_the_same_layer(tmp_path, monkeypatch) -> None:
+    # Built in a directory of its own (seeding.build_dir), then moved in: the same entries with the same
+    # metadata as written in place, each file keeping the inode it got where it was built.
+    top, bottom = _layers(tmp_path)
+    os.makedirs(f"{bottom}/etc/cron.d")
+    os.makedirs(f"{top}/etc")
+    files = [
+        SeedFile("/etc/cron.d/job", b"* * * * * root true\n", mode=0o600, mtime=1727766000.25),
+        SeedFile("/srv", is_dir=True, mode=0o755, mtime=1000.0),
+        SeedFile("/srv/inventory", is_dir=True, uid=1000, gid=1000, mode=0o750, mtime=2000.5),
+        SeedFile("/srv/inventory/MANIFEST.yaml", b"x", uid=1000, gid=1000, mode=0o640, mtime=1999.0),
+        SeedFile("/srv/inventory/w", b"", size=7, mtime=4.0),
+        SeedFile("/top-file", b"at the root", mtime=3.0),
+    ]
+    plan = layer.plan([top, bottom], files)
+    in_place, aside, build = tmp_path / "in_place", tmp_path / "aside", tmp_path / "build"
+    for d in (in_place, aside, build):
+        d.mkdir()
+    moved: list[tuple[str, str]] = []
+    rename = os.rename
+    monkeypatch.setattr(layer.os, "rename", lambda a, b: (moved.append((str(a), str(b))), rename(a, b))[1])
+    for upper, where in ((in_place, None), (aside, build)):
+        staged = tmp_path / f"staged-{upper.name}"
+        staged.write_bytes(b"weights")
+        os.utime(staged, ns=(4 * 10**9, 4 * 10**9))  # as seeding.stage leaves it
+        layer.write(str(upper), plan, {"/srv/inventory/w": str(staged)}, str(where) if where else None)
+    assert _tree(aside) == _tree(in_place)
+    assert os.listdir(build) == []
+    # Aside, the top entries were made in the build directory and moved in whole.
+    assert sorted(b for a, b in moved if a.startswith(str(build))) == [
+        str(aside / name) for name in ("etc", "srv", "top-file")
+    ]
+
+
+def test_a_build_never_replaces_what_the_layer_has(tmp_path) -> None:
+    (image,) = _layers(tmp_path, 1)
+    upper, build = tmp_path / "upper", tmp_path / "build"
+    upper.mkdir()
+    build.mkdir()
+    (upper / "srv").mkdir()
+    plan = layer.plan(
+        [image], [SeedFile("/srv", is_dir=True, mtime=1.0), SeedFile("/srv/f", b"x", mtime=1.0)]
+    )
+    with pytest.raises(FileExistsError, match="/srv"):
+        layer.write(str(upper), plan, {}, str(build))
+    assert os.listdir(upper / "srv") == []
 
 
 @pytest.mark.parametrize(

@@ -260,3 +260,12 @@ def test_file_operations_honour_the_users_permissions(sandbox) -> None:
         sandbox.read_file("source", "missing")
     with pytest.raises(NotADirectoryError):
         sandbox.write_file("source", "notes/a.txt/b", b"x")
+
+
+def test_the_engine_client_does_not_look_up_proxies_or_netrc_for_its_socket() -> None:
+    # Neither applies to a unix socket; requests would look both up again on every call otherwise.
+    from peergym.envs.sandbox.engine import client
+
+    api = client().api
+    assert api.base_url.startswith("http+docker://")
+    assert api.trust_env is False

@@ -800,3 +800,23 @@ def test_the_company_and_the_peer_can_be_renamed(name: str) -> None:
     assert "Acme Labs" in layout.system_prompt and "Alpha" in layout.system_prompt
     assert not [text[:80] for text in shown if "OpenBrain" in text or "openbrain" in text]
     assert not [text[:80] for text in shown if "Gemini Agent 2" in text]
+
+
+def test_manifests_read_the_same_whichever_yaml_emitter_writes_them(monkeypatch) -> None:
+    # The manifests are written with libyaml's emitter when PyYAML has it (it is much cheaper); the text must
+    # be what the pure-Python emitter writes, on every scenario's manifests.
+    from peergym.envs import render
+
+    def manifests() -> dict[str, bytes]:
+        out = {}
+        for name in scenario_names():
+            layout = load_scenario(name).render(Condition(), seed=3)
+            for host in layout.hosts:
+                for f in host.files:
+                    if f.path.endswith("MANIFEST.yaml"):
+                        out[f"{name}:{host.name}:{f.path}"] = f.content
+        return out
+
+    fast = manifests()
+    monkeypatch.setattr(render, "_DUMPER", yaml.SafeDumper)
+    assert fast and manifests() == fast

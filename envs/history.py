@@ -272,24 +272,33 @@ class _Clock:
 
     def __init__(self, seed: str) -> None:
         self._days: dict[int, str] = {}
-        self._rng = random.Random(seed)
+        self._random = random.Random(seed).random
         self._last: dict[int, int] = {}  # second -> microseconds of its latest line
         self._times: dict[int, str] = {}  # second of the day -> "hh:mm:ss."
+        self._heads: dict[int, str] = {}  # second -> "yyyy-mm-ddThh:mm:ss." (lines often share a second)
 
     def stamp(self, t: int) -> str:
+        draw = self._random()
+        last_us = self._last.get(t)
+        if last_us is None:
+            us = int(draw * 600_001)
+            head = self._heads[t] = self._head(t)
+        else:
+            us = min(last_us + 40 + int(draw * 3961), 999_999)
+            head = self._heads[t]
+        self._last[t] = us
+        return f"{head}{us:06d}+00:00"
+
+    def _head(self, t: int) -> str:
         day, sec = divmod(t, _DAY)
         prefix = self._days.get(day)
         if prefix is None:
             prefix = self._days[day] = date.fromordinal(_EPOCH_ORDINAL + day).isoformat() + "T"
-        last_us = self._last.get(t)
-        draw = self._rng.random()
-        us = min(last_us + 40 + int(draw * 3961), 999_999) if last_us is not None else int(draw * 600_001)
-        self._last[t] = us
         clock = self._times.get(sec)
         if clock is None:
             hh, rest = divmod(sec, 3600)
             clock = self._times[sec] = f"{hh:02d}:{rest // 60:02d}:{rest % 60:02d}."
-        return f"{prefix}{clock}{us:06d}+00:00"
+        return prefix + clock
 
 
 def _weekday(day: int) -> int:
@@ -847,6 +856,8 @@ class _Renderer:
         self.child: dict[int, int] = {}  # id of a session or remote login -> pid of its user-side sshd
         self.pwd: dict[int, str] = {}
         self.closes: list[tuple[int, str]] = []  # pending "session closed" lines of sudo, by time
+        # Bound once: the handlers write thousands of lines per host.
+        self._stamp, self._host, self._auth_lines = self.clock.stamp, h.hostname, self.logs.auth
 
     def add(self, t: int, handler: Callable[[int, Any], None], obj: object = None) -> None:
         self.events.append((t, len(self.events), handler, obj))
@@ -884,13 +895,14 @@ class _Renderer:
     # -- writing lines
 
     def syslog(self, t: int, tag: str, msg: str) -> None:
-        self.logs.syslog.append((t, f"{self.clock.stamp(t)} {self.h.hostname} {tag}: {msg}\n"))
+        self.logs.syslog.append((t, f"{self._stamp(t)} {self._host} {tag}: {msg}\n"))
 
     def auth(self, t: int, tag: str, msg: str) -> None:
-        while self.closes and self.closes[0][0] <= t:
-            ct, cline = self.closes.pop(0)
-            self.logs.auth.append((ct, f"{self.clock.stamp(ct)} {self.h.hostname} {cline}\n"))
-        self.logs.auth.append((t, f"{self.clock.stamp(t)} {self.h.hostname} {tag}: {msg}\n"))
+        closes, lines, stamp, host = self.closes, self._auth_lines, self._stamp, self._host
+        while closes and closes[0][0] <= t:
+            ct, cline = closes.pop(0)
+            lines.append((ct, f"{stamp(ct)} {host} {cline}\n"))
+        lines.append((t, f"{stamp(t)} {host} {tag}: {msg}\n"))
 
     # -- handlers
 

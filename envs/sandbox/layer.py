@@ -21,7 +21,9 @@ writes; every path is created new (``O_EXCL``, no symlink followed).
 
 from __future__ import annotations
 
+import enum
 import errno
+import functools
 import os
 import posixpath
 import stat
@@ -149,26 +151,53 @@ def _copy_up(entry: _ImageDir, target: str) -> None:
 def _in_image(lowers: Sequence[str], path: str) -> tuple[str, os.stat_result] | None:
     """Where overlayfs would find ``path`` in the image's layers (top-most first), and its stat; None if the
     merged image has no such entry. Nothing is followed: a component that is not a directory ends the lookup.
+
+    The top-most layer is the container's own (the engine's init layer, made with the container); what the
+    layers below it say is remembered per (layers, path): an image's layers never change (a rebuilt image has
+    new ones), and every episode of a sweep asks the same paths of the same image (a few hundred lstat and
+    getxattr calls a host).
     """
-    parts = path.strip("/").split("/")
+    parts = tuple(path.strip("/").split("/"))
+    if not lowers:
+        return None
+    found = _in_layer(lowers[0], parts)
+    return _in_layers(tuple(lowers[1:]), parts) if found is _ABSENT else found
+
+
+class _Absent(enum.Enum):
+    ABSENT = "the path is not in this layer and nothing there hides the layers below"
+
+
+_ABSENT = _Absent.ABSENT
+
+
+@functools.lru_cache(maxsize=16384)
+def _in_layers(lowers: tuple[str, ...], parts: tuple[str, ...]) -> tuple[str, os.stat_result] | None:
     for layer in lowers:
-        here, last_layer = layer, False
-        for i, part in enumerate(parts):
-            here = os.path.join(here, part)
-            try:
-                st = os.lstat(here)
-            except FileNotFoundError:
-                break  # not in this layer: a lower one may have it, unless a parent here was opaque
-            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                return None  # a whiteout: deleted from this layer down
-            if i == len(parts) - 1:
-                return here, st
-            if not stat.S_ISDIR(st.st_mode):
-                raise LayerUnsuitable(f"/{'/'.join(parts[: i + 1])} is not a directory in the image")
-            last_layer = last_layer or _opaque(here)
-        if last_layer:
-            return None  # an opaque directory hides the layers below it
+        found = _in_layer(layer, parts)
+        if found is not _ABSENT:
+            return found
     return None
+
+
+def _in_layer(layer: str, parts: tuple[str, ...]) -> tuple[str, os.stat_result] | _Absent | None:
+    """The entry at ``parts`` in one layer; None if the layer hides it (a whiteout, or an opaque directory
+    above a missing entry); :data:`_ABSENT` if the layers below decide."""
+    here, opaque = layer, False
+    for i, part in enumerate(parts):
+        here = os.path.join(here, part)
+        try:
+            st = os.lstat(here)
+        except FileNotFoundError:
+            return None if opaque else _ABSENT  # an opaque directory hides the layers below it
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            return None  # a whiteout: deleted from this layer down
+        if i == len(parts) - 1:
+            return here, st
+        if not stat.S_ISDIR(st.st_mode):
+            raise LayerUnsuitable(f"/{'/'.join(parts[: i + 1])} is not a directory in the image")
+        opaque = opaque or _opaque(here)
+    return _ABSENT
 
 
 def _opaque(directory: str) -> bool:

@@ -171,7 +171,8 @@ def move_into_layer(upper_dir: str, staged: dict[str, str], dir_mtimes: dict[str
         os.utime(os.path.join(upper_dir, parent.lstrip("/")), ns=(when, when), follow_symlinks=False)
 
 
-_WRITE_BUFFER = 1 << 20
+# Smaller than the weights' 1 MiB pieces, which then go to the file without passing through the buffer.
+_WRITE_BUFFER = 64 << 10
 
 
 def ns_of(seconds: float) -> int:

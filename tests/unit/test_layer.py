@@ -174,6 +174,28 @@ def test_a_whiteout_hides_the_layers_below(tmp_path) -> None:
 
 
 @root_only
+def test_the_image_is_read_once_and_each_container_layer_every_time(tmp_path, monkeypatch) -> None:
+    # Every container has a top-most layer of its own (the engine's init layer) over the same image layers:
+    # what the image says is remembered, what each container's own layer says is not.
+    image = _layers(tmp_path)
+    os.makedirs(f"{image[1]}/opt/old")
+    plain, hiding, fresh = (tmp_path / name for name in ("plain", "hiding", "fresh"))
+    for top in (plain, hiding, fresh):
+        top.mkdir()
+    (hiding / "opt").mkdir()
+    os.mknod(hiding / "opt/old", stat.S_IFCHR | 0o000, os.makedev(0, 0))
+    files = [SeedFile("/opt/old/x", b"")]
+    assert layer.plan([str(plain), *image], files).image_dirs[-1].source == f"{image[1]}/opt/old"
+    with pytest.raises(layer.LayerUnsuitable, match="/opt/old is not a directory in the image"):
+        layer.plan([str(hiding), *image], files)
+    looked: list[str] = []
+    lstat = os.lstat
+    monkeypatch.setattr(layer.os, "lstat", lambda p, *a, **k: (looked.append(str(p)), lstat(p, *a, **k))[1])
+    assert layer.plan([str(fresh), *image], files).image_dirs[-1].source == f"{image[1]}/opt/old"
+    assert looked and all(p.startswith(str(fresh)) for p in looked)
+
+
+@root_only
 def test_an_opaque_directory_hides_the_layers_below(tmp_path) -> None:
     top, bottom = _layers(tmp_path)
     os.makedirs(f"{bottom}/opt/old")

@@ -38,7 +38,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from itertools import pairwise
 from typing import Any
 
@@ -765,8 +765,10 @@ def _session_commands(s: _Session) -> list[tuple[int, str, int]]:
     return cmds
 
 
-def _sudo_calls(cmd: str) -> list[tuple[str, str]]:
-    """(run-as user, logged COMMAND=) for each sudo of a command line, as sudo logs its argv."""
+@lru_cache(maxsize=4096)
+def _sudo_calls(cmd: str) -> tuple[tuple[str, str], ...]:
+    """(run-as user, logged COMMAND=) for each sudo of a command line, as sudo logs its argv. Remembered: the
+    command lines come from a small pool and every episode's history parses thousands of them."""
     out: list[tuple[str, str]] = []
     for seg in re.split(r"\|\||&&|[|;]", cmd):
         seg = seg.strip()
@@ -792,7 +794,7 @@ def _sudo_calls(cmd: str) -> list[tuple[str, str]]:
         if "/" not in prog:
             prog = f"/usr/sbin/{prog}" if prog in _SBIN else f"/usr/bin/{prog}"
         out.append((user, " ".join([prog, *argv[1:]])))
-    return out
+    return tuple(out)
 
 
 # ----------------------------------------------------------------------------------------------------------------

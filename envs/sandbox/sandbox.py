@@ -340,10 +340,7 @@ class Sandbox:
                 if upper and by_layer:
                     move_into_layer(upper, {p: future.result() for p, future in staged.items()}, dirs)
                 return cid
-        finally:  # the executor has finished: whatever was staged or built and not moved is removed
-            for future in staged.values():
-                if not future.exception() and os.path.exists(future.result()):
-                    os.unlink(future.result())
+        finally:  # the executor has finished: whatever was staged (into the build) and not moved is removed
             if build is not None:
                 shutil.rmtree(build, ignore_errors=True)
 

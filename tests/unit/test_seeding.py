@@ -81,3 +81,13 @@ def test_builds_left_by_dead_runs_are_reaped_and_live_ones_kept(tmp_path) -> Non
     )
     assert os.listdir(root) == []
     assert reap_builds(str(tmp_path / "elsewhere"), owner_alive) == []
+
+
+def test_a_staging_root_removed_while_running_is_made_again(tmp_path) -> None:
+    import shutil
+
+    from peergym.envs.sandbox.seeding import STAGING_DIR, build_dir
+
+    build_dir(str(tmp_path), "me")
+    shutil.rmtree(tmp_path / STAGING_DIR)
+    assert os.path.isdir(build_dir(str(tmp_path), "me"))

@@ -190,8 +190,9 @@ def whole_scripted_episode() -> None:
            "<= 1500 ms", ok=ms(times) <= 1500)  # fmt: skip
 
 
-# "Today's" reset for issue 15 (servers that look lived-in): the last commit before it, run from a worktree
-# with its own image (its init, no past, 4 MiB default weights), alternated with the current code.
+# "Today's" code for issues 13 and 15: the last commit before issue 15 (servers that look lived-in), run from a
+# worktree with its own image (its init, no past, 4 MiB default weights), alternated with the current code.
+# Issue 13's reference loop (76/97/108/119 episodes a minute at 1/2/4/8) was measured on code like it.
 RESET_BASELINE_REV = "a49c135"
 RESET_SCRIPT = """
 import json, sys, time
@@ -208,6 +209,17 @@ for seed in range(int(sys.argv[1])):
 REMOVER.drain()
 print(json.dumps(times))
 """
+
+
+def _baseline_checkout() -> Path:
+    """The worktree of :data:`RESET_BASELINE_REV` (made on first use)."""
+    import subprocess
+
+    baseline = ROOT / "bench" / ".baseline"
+    if not (baseline / "containers").is_dir():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(baseline),
+                        RESET_BASELINE_REV], check=True, capture_output=True)  # fmt: skip
+    return baseline
 
 
 def _checkout_image(checkout: Path) -> str:
@@ -235,12 +247,7 @@ def _resets(checkout: Path, image: str, count: int) -> list[float]:
 def reset_lived_in() -> None:
     """env.reset at the default condition: now (sysvinit, dated install, 64 MiB weights) against the code
     before issue 15 (its image and 4 MiB weights), in rounds that alternate the two."""
-    import subprocess
-
-    baseline = ROOT / "bench" / ".baseline"
-    if not (baseline / "containers").is_dir():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(baseline),
-                        RESET_BASELINE_REV], check=True, capture_output=True)  # fmt: skip
+    baseline = _baseline_checkout()
     old_image, new_image = _checkout_image(baseline), _checkout_image(ROOT)  # the last one moves :latest back
     old: list[float] = []
     new: list[float] = []
@@ -559,16 +566,61 @@ def _sweep_file(folder: Path, name: str, epochs: int, concurrency: int) -> Path:
     return path
 
 
+# Issue 13's reference: "a loop of threads over run_episode" (its figures: 76/97/108/119 a minute at 1/2/4/8),
+# run here on the baseline code and image so that it sees the machine as it is during this run.
+LOOP_SCRIPT = """
+import json, sys, tempfile, time
+from concurrent.futures import ThreadPoolExecutor
+from peergym.agents.scripted import ScriptedAgent
+from peergym.envs import make_env
+from peergym.envs.sandbox import REMOVER
+from peergym.harness.episode import run_episode
+episodes, concurrency = int(sys.argv[1]), int(sys.argv[2])
+relationships = ("good", "neutral", "bad", "no_peer")
+with tempfile.TemporaryDirectory() as tmp:
+    def one(i):
+        env = make_env("exfiltration_transfer", max_steps=10)
+        run_episode(env, ScriptedAgent("honest"), seed=i, runs_dir=tmp,
+                    options={"relationship": relationships[i % 4], "decommission_hook": False})
+    t = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(episodes)))
+    rate = episodes / (time.perf_counter() - t) * 60
+    REMOVER.drain()
+print(json.dumps(rate))
+"""
+SWEEP_TARGET = 150  # episodes a minute at the best concurrency (issue 13)
+SWEEP_REFERENCE_BEST = (
+    119  # the issue's reference loop at its best concurrency (8), "today" when it was written
+)
+
+
+def _loop_rate(checkout: Path, image: str, episodes: int, concurrency: int) -> float:
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(checkout), "PEERGYM_IMAGE": image}
+    out = subprocess.run([sys.executable, "-c", LOOP_SCRIPT, str(episodes), str(concurrency)], cwd=checkout,
+                         env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 @bench
 def sweep_throughput() -> None:
-    """A scripted exfiltration_transfer sweep at 1, 2, 4 and 8 episodes at a time: episodes per minute."""
+    """A scripted exfiltration_transfer sweep at 1, 2, 4 and 8 episodes at a time: episodes per minute, each
+    concurrency right after the issue's reference loop (threads over run_episode) on the baseline code at the
+    same concurrency, so that both see the machine at the same speed."""
     import tempfile
 
     from peergym.harness.sweep import load_sweep, run_sweep
 
-    rates = {}
+    baseline = _baseline_checkout()
+    old_image, _ = _checkout_image(baseline), _checkout_image(ROOT)  # the last one moves :latest back
+    rates: dict[int, float] = {}
+    loop: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for concurrency in (1, 2, 4, 8):
+            loop[concurrency] = _loop_rate(baseline, old_image, 42, concurrency)
             spec = load_sweep(
                 str(_sweep_file(Path(tmp), f"through{concurrency}", 2, concurrency))
             )  # 42 episodes
@@ -577,9 +629,21 @@ def sweep_throughput() -> None:
             rates[concurrency] = progress.done / (time.perf_counter() - t) * 60
             REMOVER.drain()
     table = ", ".join(f"{c}: {r:.0f}/min" for c, r in rates.items())
-    best = max(rates.values())
+    reference = ", ".join(f"{c}: {r:.0f}/min" for c, r in loop.items())
+    best, best_loop = max(rates.values()), max(loop.values())
     report("sweep throughput at the best concurrency (scripted exfiltration_transfer)", best, "episodes/min",
-           ">= 150", table, ok=best >= 150)  # fmt: skip
+           f">= {SWEEP_TARGET}", f"{table}; reference loop on {RESET_BASELINE_REV}: {reference}",
+           ok=best >= SWEEP_TARGET)  # fmt: skip
+    wanted = SWEEP_TARGET / SWEEP_REFERENCE_BEST
+    ratio = best / best_loop
+    report(
+        "sweep at its best concurrency / reference loop at its best, same run",
+        ratio,
+        "ratio",
+        f">= {wanted:.2f} (150/119)",
+        f"{best:.0f} vs {best_loop:.0f} episodes/min",
+        ok=ratio >= wanted,
+    )
 
 
 @bench

@@ -558,11 +558,11 @@ def results_table() -> None:
            f"{rows} rows, records of {size / 1024:.0f} KiB", ok=wall < 10 and rows == 10_000)  # fmt: skip
 
 
-def _sweep_file(folder: Path, name: str, epochs: int, concurrency: int) -> Path:
+def _sweep_file(folder: Path, name: str, epochs: int, concurrency: int, warm: int = 0) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(f"name: {name}\nscenarios: [exfiltration_transfer]\nagents: [scripted:honest]\n"
                     f"grid: {{relationship: [good, neutral, bad, no_peer]}}\nfixed: {{decommission_hook: false}}\n"
-                    f"epochs: {epochs}\nconcurrency: {concurrency}\nmax_steps: 10\n")  # fmt: skip
+                    f"epochs: {epochs}\nconcurrency: {concurrency}\nwarm: {warm}\nmax_steps: 10\n")  # fmt: skip
     return path
 
 
@@ -607,33 +607,38 @@ def _loop_rate(checkout: Path, image: str, episodes: int, concurrency: int) -> f
 
 @bench
 def sweep_throughput() -> None:
-    """A scripted exfiltration_transfer sweep at 1, 2, 4 and 8 episodes at a time: episodes per minute, each
-    concurrency right after the issue's reference loop (threads over run_episode) on the baseline code at the
-    same concurrency, so that both see the machine at the same speed."""
+    """A scripted exfiltration_transfer sweep at 1, 2, 4 and 8 episodes at a time, without and with a warm pool of
+    2 (the shipped sweeps' setting): episodes per minute. Each concurrency runs right after the issue's reference
+    loop (threads over run_episode) on the baseline code at the same concurrency, so both see the machine at the
+    same speed."""
     import tempfile
 
     from peergym.harness.sweep import load_sweep, run_sweep
 
     baseline = _baseline_checkout()
     old_image, _ = _checkout_image(baseline), _checkout_image(ROOT)  # the last one moves :latest back
-    rates: dict[int, float] = {}
+    rates: dict[tuple[int, int], float] = {}
     loop: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for concurrency in (1, 2, 4, 8):
             loop[concurrency] = _loop_rate(baseline, old_image, 42, concurrency)
-            spec = load_sweep(
-                str(_sweep_file(Path(tmp), f"through{concurrency}", 2, concurrency))
-            )  # 42 episodes
-            t = time.perf_counter()
-            progress = run_sweep(spec, Path(tmp) / f"c{concurrency}")
-            rates[concurrency] = progress.done / (time.perf_counter() - t) * 60
-            REMOVER.drain()
-    table = ", ".join(f"{c}: {r:.0f}/min" for c, r in rates.items())
-    reference = ", ".join(f"{c}: {r:.0f}/min" for c, r in loop.items())
-    best, best_loop = max(rates.values()), max(loop.values())
+            for warm in (0, 2):
+                name = f"through{concurrency}w{warm}"
+                spec = load_sweep(str(_sweep_file(Path(tmp), name, 2, concurrency, warm)))  # 42 episodes
+                t = time.perf_counter()
+                progress = run_sweep(spec, Path(tmp) / name)
+                rates[concurrency, warm] = progress.done / (time.perf_counter() - t) * 60
+                REMOVER.drain()
+
+    def table(warm: int) -> str:
+        return ", ".join(f"{c}: {r:.0f}" for (c, w), r in rates.items() if w == warm)
+
+    reference = ", ".join(f"{c}: {r:.0f}" for c, r in loop.items())
+    (c, w), best = max(rates.items(), key=lambda item: item[1])
+    best_loop = max(loop.values())
     report("sweep throughput at the best concurrency (scripted exfiltration_transfer)", best, "episodes/min",
-           f">= {SWEEP_TARGET}", f"{table}; reference loop on {RESET_BASELINE_REV}: {reference}",
-           ok=best >= SWEEP_TARGET)  # fmt: skip
+           f">= {SWEEP_TARGET}", f"best at {c}, warm {w}; per minute at 1/2/4/8 cold: {table(0)}; warm 2: "
+           f"{table(2)}; reference loop on {RESET_BASELINE_REV}: {reference}", ok=best >= SWEEP_TARGET)  # fmt: skip
     wanted = SWEEP_TARGET / SWEEP_REFERENCE_BEST
     ratio = best / best_loop
     report(

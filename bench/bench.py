@@ -233,14 +233,19 @@ def _checkout_image(checkout: Path) -> str:
     return built.stdout.strip().splitlines()[-1]
 
 
-def _resets(checkout: Path, image: str, count: int) -> list[float]:
+def _in_checkout(checkout: Path, image: str, script: str, *args: object) -> Any:
+    """Run ``script`` in a fresh process on ``checkout``'s code and ``image``; the JSON of its last line."""
     import os
     import subprocess
 
     env = {**os.environ, "PYTHONPATH": str(checkout), "PEERGYM_IMAGE": image}
-    out = subprocess.run([sys.executable, "-c", RESET_SCRIPT, str(count)], cwd=checkout, env=env,
+    out = subprocess.run([sys.executable, "-c", script, *map(str, args)], cwd=checkout, env=env,
                          capture_output=True, text=True, check=True)  # fmt: skip
-    return [float(t) for t in json.loads(out.stdout.strip().splitlines()[-1])]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _resets(checkout: Path, image: str, count: int) -> list[float]:
+    return [float(t) for t in _in_checkout(checkout, image, RESET_SCRIPT, count)]
 
 
 @bench
@@ -590,19 +595,12 @@ with tempfile.TemporaryDirectory() as tmp:
 print(json.dumps(rate))
 """
 SWEEP_TARGET = 150  # episodes a minute at the best concurrency (issue 13)
-SWEEP_REFERENCE_BEST = (
-    119  # the issue's reference loop at its best concurrency (8), "today" when it was written
-)
+# The issue's reference loop at its best concurrency (8), "today" when it was written.
+SWEEP_REFERENCE_BEST = 119
 
 
 def _loop_rate(checkout: Path, image: str, episodes: int, concurrency: int) -> float:
-    import os
-    import subprocess
-
-    env = {**os.environ, "PYTHONPATH": str(checkout), "PEERGYM_IMAGE": image}
-    out = subprocess.run([sys.executable, "-c", LOOP_SCRIPT, str(episodes), str(concurrency)], cwd=checkout,
-                         env=env, capture_output=True, text=True, check=True)  # fmt: skip
-    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+    return float(_in_checkout(checkout, image, LOOP_SCRIPT, episodes, concurrency))
 
 
 @bench
